@@ -1,0 +1,49 @@
+# The two commands a newcomer needs: `make run` and `make test`. Each creates .venv and installs the
+# pinned stack (requirements/constraints.txt) when it is missing or out of date.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: run test lint format bench simulate serve catalog lock clean
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -c requirements/constraints.txt pip
+	$(PY) -m pip install -q -c requirements/constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+run: $(STAMP)  ## the whole pipeline on the embedded default (ARGS="--date 2026-11-29 --scale 0.1")
+	$(VENV)/bin/edw run $(ARGS)
+
+test: $(STAMP)  ## lint, then every test (needs Postgres at EDW_TEST_POSTGRES_URL)
+	$(VENV)/bin/ruff check plugins dags tests
+	$(VENV)/bin/ruff format --check plugins dags tests
+	$(VENV)/bin/pytest $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check plugins dags tests
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format plugins dags tests
+	$(VENV)/bin/ruff check --fix plugins dags tests
+
+simulate: $(STAMP)  ## simulate one day of every source (ARGS="--date D --days N --scale S")
+	$(VENV)/bin/edw simulate $(ARGS)
+
+serve: $(STAMP)  ## serve the simulated sources over HTTP
+	$(VENV)/bin/edw simulate serve $(ARGS)
+
+catalog: $(STAMP)
+	$(VENV)/bin/edw catalog
+
+lock:  ## re-resolve requirements/requirements.in into requirements/constraints.txt
+	rm -rf /tmp/edw-lock && $(PYTHON) -m venv /tmp/edw-lock
+	/tmp/edw-lock/bin/pip install -q --upgrade pip
+	/tmp/edw-lock/bin/pip install -q -r requirements/requirements.in
+	( /tmp/edw-lock/bin/pip freeze --all | grep -v -e '^-e' -e '^setuptools=' -e '^wheel=' ) > requirements/constraints.txt
+
+clean:
+	rm -rf $(VENV) data

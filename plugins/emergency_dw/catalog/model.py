@@ -1,0 +1,152 @@
+"""The catalog's vocabulary: departments, feeds, columns and connector declarations.
+
+Pure declarations: nothing here reads a file, a network or a database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+ColumnType = Literal["string", "integer", "float", "boolean", "date", "timestamp"]
+ConnectorKind = Literal["http_json", "sql", "file_drop"]
+FileFormat = Literal["csv", "xlsx", "parquet"]
+
+COLUMN_TYPES: tuple[str, ...] = ("string", "integer", "float", "boolean", "date", "timestamp")
+
+
+@dataclass(frozen=True)
+class Department:
+    code: str
+    name: str
+    name_zh: str
+    kind: Literal["department", "utility", "town"] = "department"
+    owner_email: str = ""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: ColumnType
+    nullable: bool = True
+    allowed: tuple[str, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+    pii: bool = False
+    description: str = ""
+    source_name: str | None = None  # the header the department's own file uses, when it differs
+    unit: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in COLUMN_TYPES:
+            raise ValueError(f"column {self.name!r}: unknown type {self.type!r}; use one of {COLUMN_TYPES}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"column {self.name!r}: min {self.min} is above max {self.max}")
+
+    @property
+    def header(self) -> str:
+        """The column's name as the source delivers it."""
+        return self.source_name or self.name
+
+
+@dataclass(frozen=True)
+class HttpJson:
+    """A department's REST API: bearer token, pages, an ``updated_since`` watermark."""
+
+    endpoint: str
+    conn_id: str
+    page_size: int = 1000
+    kind: ConnectorKind = "http_json"
+
+
+@dataclass(frozen=True)
+class Sql:
+    """A table in a department's database, read by watermark in server-side chunks."""
+
+    table: str
+    conn_id: str
+    watermark_column: str = "updated_at"
+    chunk_rows: int = 50_000
+    kind: ConnectorKind = "sql"
+
+
+@dataclass(frozen=True)
+class FileDrop:
+    """Files a department drops into a landing folder (``<folder>/incoming``)."""
+
+    folder: str
+    format: FileFormat
+    pattern: str
+    sheet: str | None = None
+    kind: ConnectorKind = "file_drop"
+
+
+Connector = HttpJson | Sql | FileDrop
+
+
+@dataclass(frozen=True)
+class Feed:
+    name: str
+    department: str
+    title: str
+    connector: Connector
+    primary_key: tuple[str, ...]
+    columns: tuple[Column, ...]
+    rows_per_day: int
+    schedule: str = "@daily"
+    incremental_field: str | None = "updated_at"
+    event_time: str | None = None  # the column that places a record in its day (late data is judged by it)
+    snapshot: bool = False  # reference data delivered whole; events otherwise
+    time_order: tuple[tuple[str, str], ...] = ()  # (earlier, later): later >= earlier when both are present
+    timezone: str = "Asia/Shanghai"
+    encoding: str = "utf-8"
+    description: str = ""
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError(f"feed {self.name}: duplicate column names")
+        for key in self.primary_key:
+            if key not in names:
+                raise ValueError(f"feed {self.name}: primary key column {key!r} is not declared")
+        ordered = [name for pair in self.time_order for name in pair]
+        for ref in (self.incremental_field, self.event_time, *ordered):
+            if ref is not None and ref not in names:
+                raise ValueError(f"feed {self.name}: column {ref!r} is not declared")
+
+    @property
+    def connector_kind(self) -> ConnectorKind:
+        return self.connector.kind
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(f"feed {self.name} has no column {name!r}")
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def pii_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.pii]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["feed"] = data.pop("name")
+        data["connector"] = {
+            "kind": self.connector.kind,
+            **{k: v for k, v in asdict(self.connector).items() if k != "kind"},
+        }
+        data["primary_key"] = list(self.primary_key)
+        data["columns"] = [
+            {k: v for k, v in asdict(c).items() if v not in (None, "", False) or k in ("nullable", "pii")}
+            for c in self.columns
+        ]
+        for col in data["columns"]:
+            if "allowed" in col:
+                col["allowed"] = list(col["allowed"])
+        data["tags"] = list(self.tags)
+        return data

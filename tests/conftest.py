@@ -1,0 +1,123 @@
+"""Shared fixtures: a private data directory, a simulated small-scale day, the running simulator, Postgres."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+DAY = dt.date(2026, 11, 27)  # a Friday; day 27 carries no schema drift
+SCALE = 0.02
+POSTGRES_URL = os.environ.get("EDW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+def _postgres_problem() -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, connect_timeout=3) as conn:
+            conn.execute("select 1")
+    except Exception as exc:  # noqa: BLE001 - any failure means the same to the user
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    problem = _postgres_problem()
+    if problem is None:
+        return
+    message = (
+        f"Postgres is unreachable at EDW_TEST_POSTGRES_URL={POSTGRES_URL} ({problem}).\n"
+        f"Start the local cluster with:\n    {START_POSTGRES}\n"
+        "or point EDW_TEST_POSTGRES_URL at a Postgres 15 you may create databases in."
+    )
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        raise pytest.UsageError("CI=true and " + message)
+    session.config._edw_postgres_problem = message  # type: ignore[attr-defined]
+    sys.stderr.write("\nWARNING: " + message + "\nTests marked 'postgres' will be skipped.\n")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    problem = getattr(config, "_edw_postgres_problem", None)
+    if problem is None:
+        return
+    skip = pytest.mark.skip(reason="Postgres unreachable (CI unset): " + problem.splitlines()[0])
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("EDW_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+@pytest.fixture(scope="session")
+def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One small-scale day of every source, simulated once per test session (read-only for tests)."""
+    from emergency_dw.simulator.run import Simulator
+
+    sources = tmp_path_factory.mktemp("sim") / "sources"
+    Simulator(sources, scale=SCALE).simulate_day(DAY)
+    return sources
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def api_server(simulated: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The simulator's HTTP server, started for real as `edw simulate serve` in its own process."""
+    port = free_port()
+    token = "test-token-" + str(port)
+    env = dict(os.environ, EDW_DATA_DIR=str(simulated.parent), EDW_SIM_API_TOKEN=token)
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "emergency_dw.cli",
+                "simulate",
+                "serve",
+                "--port",
+                str(port),
+                "--fault-rate",
+                "0.2",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    import httpx
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+        if proc.poll() is not None:
+            raise RuntimeError(f"the simulator's server exited: {log.read_text()}")
+    else:
+        proc.kill()
+        raise RuntimeError(f"the simulator's server did not answer within 30 s: {log.read_text()}")
+    yield {"base": base, "token": token, "process": proc, "log": log}
+    proc.terminate()
+    proc.wait(timeout=10)
