@@ -143,14 +143,138 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- ingest
+def _ingest_days(feeds: list[str], days: list[dt.date]) -> list:
+    from .embedded import airflow_environment, embedded_sources
+
+    airflow_environment()
+    from .runner import run_days
+
+    def show(outcome) -> None:
+        batch = outcome.batch or {}
+        if outcome.state == "success":
+            console.print(
+                f"  [green]ok[/]     {outcome.feed:34} {outcome.day}  extracted {batch.get('rows_extracted', 0):>9,}  "
+                f"loaded {batch.get('rows_loaded', 0):>9,}  quarantined {batch.get('rows_quarantined', 0):>5,}  "
+                f"{outcome.seconds:5.1f} s"
+            )
+        else:
+            console.print(f"  [red]failed[/] {outcome.feed:34} {outcome.day}  {outcome.error}")
+
+    with embedded_sources():
+        return run_days(feeds, days, on_done=show)
+
+
+def _print_batches(outcomes: list) -> None:
+    table = Table(title="Batches")
+    for header in ("feed", "date", "status", "extracted", "loaded", "quarantined", "rejected", "reconciles"):
+        table.add_column(header, justify="left" if header in ("feed", "date", "status") else "right")
+    for o in outcomes:
+        b = o.batch or {}
+        counts = [
+            b.get(k) or 0 for k in ("rows_extracted", "rows_loaded", "rows_quarantined", "rows_rejected")
+        ]
+        ok = counts[0] == sum(counts[1:])
+        table.add_row(
+            o.feed,
+            str(o.day),
+            b.get("status", o.state),
+            *(f"{n:,}" for n in counts),
+            "yes" if ok else "[red]NO[/]",
+        )
+    console.print(table)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    if args.file:
+        if not args.feed:
+            raise ValueError("name the feed the file belongs to: edw ingest FEED --file PATH")
+        from .pipeline.ingest import BatchFailed, land_file, validate_and_load
+
+        landed = land_file(args.feed, Path(args.file))
+        try:
+            result = validate_and_load(landed)
+        except BatchFailed as exc:
+            console.print(f"[red]batch failed:[/] {exc}")
+            return 1
+        extra = f"; extra columns kept in _extra: {result.extra_columns}" if result.extra_columns else ""
+        console.print(
+            f"[green]loaded[/] {result.batch_id}: extracted {result.rows_extracted:,}, "
+            f"loaded {result.rows_loaded:,}, quarantined {result.rows_quarantined:,}{extra}"
+        )
+        return 0
+    if args.all == bool(args.feed):
+        raise ValueError("name one feed (edw ingest FEED --date D) or use --all")
+    feeds = [f.name for f in catalog.all_feeds()] if args.all else [catalog.get_feed(args.feed).name]
+    from .simulator.run import days_from
+
+    outcomes = _ingest_days(feeds, days_from(args.date, args.days))
+    _print_batches(outcomes)
+    return 1 if any(o.state != "success" for o in outcomes) else 0
+
+
+# ---------------------------------------------------------------- quarantine and expectations
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from .pipeline import quarantine
+
+    if args.action == "list":
+        rows = quarantine.summary(args.feed)
+        table = Table(title="Quarantined rows by feed and rule")
+        for header in ("feed", "rule", "batches", "rows"):
+            table.add_column(header, justify="right" if header in ("batches", "rows") else "left")
+        for row in rows:
+            table.add_row(row["feed"], row["rule"], str(row["batches"]), f"{row['rows']:,}")
+        console.print(table if rows else "No quarantined rows.")
+        return 0
+    if not args.feed:
+        raise ValueError("name the feed to replay: edw quarantine replay FEED")
+    results = quarantine.replay(args.feed)
+    for r in results:
+        console.print(
+            f"  {r.batch_id}: {r.status}; loaded {r.rows_loaded:,}, still quarantined {r.rows_quarantined:,}"
+        )
+    console.print(f"Replayed {len(results)} batch(es) of {args.feed} from the raw lake.")
+    return 0
+
+
+def cmd_expectations(args: argparse.Namespace) -> int:
+    from .pipeline import suites
+
+    for feed in catalog.all_feeds():
+        suite = suites.load_suite(feed)
+        if args.write:
+            suites.write_suite(feed)
+        generated, written = len(suite["generated_from_catalog"]), len(suite["rules"])
+        console.print(f"{feed.name:34} {generated:3} generated  {written:2} hand-written")
+    if args.write:
+        console.print(f"wrote {len(catalog.all_feeds())} suites to {suites.expectations_dir()}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    from .simulator.run import days_from
+
     started = time.perf_counter()
     console.rule(f"edw run: {args.days} day(s) from {args.date}, scale {args.scale}")
     results, sources = _simulate(args.date, args.days, args.scale, args.seed, None, None, None)
     _print_simulation(results, sources)
-    console.print(
-        f"[bold green]Done[/] in {time.perf_counter() - started:.1f} s. The day's data is under {sources}"
-    )
+    console.rule("ingest: one DAG per feed, run for real")
+    outcomes = _ingest_days([f.name for f in catalog.all_feeds()], days_from(args.date, args.days))
+    _print_batches(outcomes)
+    data = settings().data_dir
+    lines = [
+        f"[bold green]Done[/] in {time.perf_counter() - started:.1f} s. Outputs under {data}:",
+        f"  sources (simulated)  {sources}",
+        f"  raw lake (Parquet)   {settings().lake_dir / 'raw'}",
+        f"  warehouse            {settings().warehouse_url}  (schemas raw, quarantine, audit)",
+        f"  Airflow (SQLite)     {data / 'airflow'}",
+    ]
+    console.print("\n".join(lines))
+    failed = [o.feed for o in outcomes if o.state != "success"]
+    if failed:
+        console.print(
+            f"[yellow]{len(failed)} batch(es) failed as a whole[/] (audit.batches.error): {', '.join(failed)}"
+        )
     return 0
 
 
@@ -182,6 +306,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fault-rate", type=float, default=None, help="share of first requests answered 429/503")
     p.set_defaults(func=cmd_simulate)
 
+    p = sub.add_parser("ingest", help="run ingest DAGs for real for a day, or load a department's file")
+    p.add_argument("feed", nargs="?", help="the feed (see `edw catalog`)")
+    p.add_argument("--all", action="store_true", help="every feed of the catalog")
+    p.add_argument(
+        "--date",
+        type=_date,
+        default=default_date(),
+        help="the local day (default: yesterday in Asia/Shanghai)",
+    )
+    p.add_argument("--days", type=int, default=1, help="number of days from --date")
+    p.add_argument(
+        "--file", help="a department's exported file (csv, xlsx, parquet) to send through the same path"
+    )
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("quarantine", help="inspect quarantined rows, or re-validate them after a fix")
+    p.add_argument("action", choices=["list", "replay"])
+    p.add_argument("feed", nargs="?")
+    p.set_defaults(func=cmd_quarantine)
+
+    p = sub.add_parser(
+        "expectations", help="the feeds' expectation suites (--write regenerates their catalog part)"
+    )
+    p.add_argument("--write", action="store_true")
+    p.set_defaults(func=cmd_expectations)
+
     p = sub.add_parser("run", help="the whole pipeline on the embedded default (what `make run` calls)")
     p.add_argument("--date", type=_date, default=default_date())
     p.add_argument("--days", type=int, default=1)
@@ -195,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, KeyError, FileNotFoundError) as exc:
+    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
         console.print(f"[red]error:[/] {exc}")
         return 2
 

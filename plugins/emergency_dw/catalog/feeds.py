@@ -394,7 +394,7 @@ FEEDS: tuple[Feed, ...] = (
         db("yjj", "dispatch_records"),
         primary_key=("incident_id", "unit_id"),
         event_time="dispatched_at",
-        rows_per_day=4_300,
+        rows_per_day=2_450,
         time_order=(
             ("dispatched_at", "en_route_at"),
             ("en_route_at", "on_scene_at"),

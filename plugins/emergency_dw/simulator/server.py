@@ -71,7 +71,7 @@ class FeedStore:
 
 
 def _json_value(value):
-    if value is None or value is pd.NaT:
+    if value is None or value is pd.NaT or value is pd.NA:
         return None
     if isinstance(value, pd.Timestamp):
         return value.tz_convert(LOCAL_TZ).isoformat()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -29,6 +30,7 @@ SQL_TYPES = {
 }
 TOWN_NAME = {t.code: t.name_zh for t in TOWNS}
 FIXED_ZIP_TIME = (2020, 1, 1, 0, 0, 0)
+CORE_TIMES = re.compile(rb"(<dcterms:(?:created|modified)[^>]*)>[^<]*<")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -154,7 +156,10 @@ def _normalise_zip(data: bytes) -> bytes:
         for info in source.infolist():
             entry = zipfile.ZipInfo(info.filename, FIXED_ZIP_TIME)
             entry.compress_type = zipfile.ZIP_DEFLATED
-            out.writestr(entry, source.read(info.filename))
+            content = source.read(info.filename)
+            if info.filename == "docProps/core.xml":  # openpyxl stamps the save time here
+                content = CORE_TIMES.sub(rb"\1>2020-01-01T00:00:00Z<", content)
+            out.writestr(entry, content)
     return sink.getvalue()
 
 

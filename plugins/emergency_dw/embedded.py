@@ -1,0 +1,102 @@
+"""The embedded default: sources served by the simulator in this process, Airflow on SQLite.
+
+Only the command line uses this module (the pipeline never imports the simulator). Anything already
+set in the environment wins, so the same commands run against real departments and a real Airflow.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .config import settings
+from .connectors.settings import API_TOKEN, API_URL, DB_URL, DROP_ROOT
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def airflow_environment() -> None:
+    """Point Airflow at a home under EDW_DATA_DIR (SQLite metadata) and this repository's DAGs,
+    unless the user configured Airflow already. Call before importing airflow."""
+    home = settings().data_dir / "airflow"
+    os.environ.setdefault("AIRFLOW_HOME", str(home))
+    Path(os.environ["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO_ROOT / "dags"))
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault(
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{Path(os.environ['AIRFLOW_HOME']) / 'airflow.db'}"
+    )
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("SCARF_ANALYTICS", "false")
+    os.environ.setdefault("AIRFLOW__USAGE_DATA_COLLECTION__ENABLED", "False")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    # Run in the foreground: a retry of a failed source read waits seconds, not the scheduler's minutes.
+    os.environ.setdefault("EDW_RETRY_DELAY_SECONDS", "5")
+
+
+def ensure_airflow_db() -> None:
+    """Create or upgrade the Airflow metadata database (idempotent)."""
+    from airflow.utils.db import initdb
+
+    marker = Path(os.environ["AIRFLOW_HOME"]) / ".edw-db-ready"
+    if not marker.exists():
+        initdb()
+        marker.write_text("ok\n")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def embedded_sources() -> Iterator[dict[str, str]]:
+    """Serve the simulated departments (HTTP APIs in a thread; SQLite; drop folders) unless the
+    environment already names real sources. Yields the settings it put in the environment."""
+    from .simulator.run import source_db_url
+
+    sources = settings().sources_dir
+    added: dict[str, str] = {}
+    server = thread = None
+    if not os.environ.get(API_URL):
+        import uvicorn
+
+        from .simulator.server import create_app
+
+        token = secrets.token_urlsafe(18)
+        port = _free_port()
+        config = uvicorn.Config(
+            create_app(sources, token), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, name="simulated-apis", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the simulated APIs did not start; is the port taken?")
+            time.sleep(0.05)
+        added[API_URL] = f"http://127.0.0.1:{port}"
+        added[API_TOKEN] = token
+    if not os.environ.get(DB_URL):
+        added[DB_URL] = source_db_url(sources)
+    if not os.environ.get(DROP_ROOT):
+        added[DROP_ROOT] = str(sources / "drop")
+    os.environ.update(added)
+    try:
+        yield added
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+        if server is not None:
+            server.should_exit = True
+            thread.join(timeout=10)

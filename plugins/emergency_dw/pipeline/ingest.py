@@ -1,0 +1,452 @@
+"""One batch of one feed: extract -> land -> validate -> quarantine -> load -> audit.
+
+Two steps, so an Airflow DAG can run them as two tasks that pass only a small dict through XCom:
+``extract_and_land`` (source to the raw lake) and ``validate_and_load`` (lake to warehouse). A batch
+is identified by its feed and interval, so a rerun replaces exactly what the previous run wrote.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..catalog import Feed, FileDrop, get_feed
+from ..config import LOCAL_TZ, settings
+from ..warehouse import ColumnSpec, connect
+from . import suites
+from .parse import Parsed, SchemaError, parse_batch
+from .tables import AUDIT, QUARANTINE, RAW, ensure_pipeline_tables, raw_columns
+from .validate import RuleOutcome, run_suite
+
+ARROW_TYPES = {
+    "string": pa.string(),
+    "integer": pa.int64(),
+    "float": pa.float64(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "json": pa.string(),
+}
+
+
+class BatchFailed(RuntimeError):
+    """A batch failed as a whole (a critical rule, a schema change, an unreadable source)."""
+
+    def __init__(self, feed: str, batch_id: str, rule: str, message: str) -> None:
+        self.feed, self.batch_id, self.rule = feed, batch_id, rule
+        super().__init__(f"feed {feed}, batch {batch_id}, rule {rule}: {message}")
+
+
+@dataclass
+class LandedBatch:
+    feed: str
+    batch_id: str
+    path: str
+    rows: int
+    source: str
+    interval_start: str | None
+    interval_end: str | None
+    files: list[str] = field(default_factory=list)
+    extract_seconds: float = 0.0
+    started_at: str = ""
+
+    def to_xcom(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class BatchResult:
+    feed: str
+    batch_id: str
+    status: str
+    rows_extracted: int
+    rows_loaded: int
+    rows_quarantined: int
+    rows_rejected: int
+    failed_rule: str | None = None
+    error: str | None = None
+    extra_columns: list[str] = field(default_factory=list)
+    outcomes: list[RuleOutcome] = field(default_factory=list, repr=False)
+
+
+# ---------------------------------------------------------------- batch identity and the lake
+def day_interval(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The local day (Asia/Shanghai) as a UTC interval."""
+    start = dt.datetime.combine(day, dt.time(), tzinfo=LOCAL_TZ)
+    return start.astimezone(dt.UTC), (start + dt.timedelta(days=1)).astimezone(dt.UTC)
+
+
+def batch_id_for(feed: Feed, start: dt.datetime, end: dt.datetime) -> str:
+    local_start, local_end = start.astimezone(LOCAL_TZ), end.astimezone(LOCAL_TZ)
+    if local_start.time() == dt.time() and local_end - local_start == dt.timedelta(days=1):
+        return f"{feed.name}:{local_start.date().isoformat()}"
+    return f"{feed.name}:{local_start:%Y%m%dT%H%M}-{local_end:%Y%m%dT%H%M}"
+
+
+def lake_path(feed: Feed, batch_id: str, day: dt.date) -> Path:
+    name = batch_id.replace(":", "__") + ".parquet"
+    return settings().lake_dir / "raw" / feed.name / f"dt={day.isoformat()}" / name
+
+
+def _write_atomic(path: Path, table: pa.Table) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    tmp.replace(path)
+
+
+def _stringify_nested(table: pa.Table) -> pa.Table:
+    """Parquet cannot hold a column of nulls only or mixed objects well: keep such columns as text."""
+    columns = []
+    for name in table.column_names:
+        column = table[name]
+        if pa.types.is_null(column.type):
+            column = column.cast(pa.string())
+        columns.append(column)
+    return pa.table(columns, names=table.column_names)
+
+
+# ---------------------------------------------------------------- step 1: extract and land
+def extract_and_land(feed_name: str, start: dt.datetime, end: dt.datetime) -> LandedBatch:
+    from ..connectors import extract
+    from ..connectors.base import SourceError
+
+    feed = get_feed(feed_name)
+    batch_id = batch_id_for(feed, start, end)
+    started = time.perf_counter()
+    started_at = dt.datetime.now(dt.UTC).isoformat()
+    try:
+        # A snapshot served by an API or a database is taken whole as of the interval's end; events, and
+        # the files of the interval's days, by interval.
+        whole = feed.snapshot and feed.connector_kind != "file_drop"
+        extracted = extract(feed, None if whole else start, end)
+    except SourceError as exc:
+        raise BatchFailed(feed.name, batch_id, "source_readable", str(exc)) from exc
+    path = lake_path(feed, batch_id, start.astimezone(LOCAL_TZ).date())
+    _write_atomic(path, _stringify_nested(extracted.table))
+    source = extracted.source
+    if feed.connector_kind == "http_json":  # the connection, not a host and port that may move
+        source = f"{feed.connector.conn_id}:{feed.connector.endpoint}"  # type: ignore[union-attr]
+    return LandedBatch(
+        feed=feed.name,
+        batch_id=batch_id,
+        path=str(path),
+        rows=extracted.rows,
+        source=source,
+        interval_start=start.isoformat(),
+        interval_end=end.isoformat(),
+        files=[str(p) for p in extracted.files],
+        extract_seconds=time.perf_counter() - started,
+        started_at=started_at,
+    )
+
+
+def land_file(feed_name: str, path: Path) -> LandedBatch:
+    """A department's exported file, landed as a batch of its own (``edw ingest FEED --file PATH``)."""
+    from ..connectors.file_drop import read_file
+
+    feed = get_feed(feed_name)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist or is not a file")
+    formats = {".csv": "csv", ".xlsx": "xlsx", ".parquet": "parquet"}
+    fmt = formats.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path.name}: unsupported file type {path.suffix!r}; send csv, xlsx or parquet")
+    reader_feed = feed
+    if not isinstance(feed.connector, FileDrop) or feed.connector.format != fmt:
+        from dataclasses import replace
+
+        sheet = feed.connector.sheet if isinstance(feed.connector, FileDrop) else None
+        reader_feed = replace(
+            feed, connector=FileDrop(folder=feed.name, format=fmt, pattern="*", sheet=sheet)
+        )
+    started = time.perf_counter()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    batch_id = f"{feed.name}:file:{digest}"
+    table = read_file(reader_feed, path)
+    landed = lake_path(feed, batch_id, dt.datetime.now(LOCAL_TZ).date())
+    _write_atomic(landed, _stringify_nested(table))
+    return LandedBatch(
+        feed=feed.name,
+        batch_id=batch_id,
+        path=str(landed),
+        rows=table.num_rows,
+        source=str(path),
+        interval_start=None,
+        interval_end=None,
+        extract_seconds=time.perf_counter() - started,
+        started_at=dt.datetime.now(dt.UTC).isoformat(),
+    )
+
+
+# ---------------------------------------------------------------- step 2: validate and load
+def _arrow(frame: pd.DataFrame, columns: list[ColumnSpec]) -> pa.Table:
+    arrays = []
+    for spec in columns:
+        values = frame[spec.name] if spec.name in frame.columns else pd.Series([None] * len(frame))
+        if spec.type == "date":
+            values = values.astype(object).where(values.notna(), None)
+        arrays.append(pa.array(values, type=ARROW_TYPES[spec.type], from_pandas=True))
+    return pa.table(arrays, names=[c.name for c in columns])
+
+
+def _resolve_rules(warehouse, feed: Feed, batch_id: str, frame: pd.DataFrame) -> list[dict]:
+    """Fill in hand-written rules' run-time parts: reference sets and row-count bands."""
+    resolved = []
+    for original in suites.all_rules(suites.load_suite(feed)):
+        r = json.loads(json.dumps(original))
+        ref = r.pop("reference", None)
+        history = r.pop("history", None)
+        if ref:
+            schema, table = ref["table"].split(".")
+            try:
+                values = warehouse.query(
+                    f'select distinct "{ref["column"]}" as v from "{schema}"."{table}" where "{ref["column"]}" is not null'
+                )
+                value_set = [v for v in values.column("v").to_pylist() if v is not None]
+            except Exception:  # noqa: BLE001 - a missing reference table is reported, not fatal
+                value_set = []
+            if value_set:
+                r["kwargs"]["value_set"] = value_set
+            else:
+                r["skipped"] = f"reference {ref['table']}.{ref['column']} has no rows yet"
+        if history:
+            counts = (
+                warehouse.query(
+                    "select rows_extracted from audit.batches where feed = ? and status = 'loaded' and batch_id <> ? "
+                    "order by interval_start desc limit ?",
+                    [feed.name, batch_id, int(history.get("batches", 7))],
+                )
+                .column("rows_extracted")
+                .to_pylist()
+            )
+            if len(counts) < int(history.get("min_history", 3)):
+                r["skipped"] = (
+                    f"only {len(counts)} earlier batches; the band needs {history.get('min_history', 3)}"
+                )
+            else:
+                median = float(np.median(counts))
+                r["kwargs"]["min_value"] = int(np.floor(median * float(history.get("low", 0.2))))
+                r["kwargs"]["max_value"] = int(np.ceil(median * float(history.get("high", 5.0))))
+                r["description"] = (
+                    f"{r.get('description', '')} (band {r['kwargs']['min_value']}..{r['kwargs']['max_value']} from {len(counts)} batches)".strip()
+                )
+        resolved.append(r)
+    return resolved
+
+
+def _records_json(landed: pa.Table, rows: np.ndarray) -> list[str]:
+    picked = landed.take(pa.array(rows, type=pa.int64())).to_pylist()
+    return [json.dumps(rec, ensure_ascii=False, default=str) for rec in picked]
+
+
+def validate_and_load(landed: LandedBatch | dict, warehouse_url: str | None = None) -> BatchResult:
+    """Validate the landed batch and load it atomically; always writes the audit trail.
+
+    Raises ``BatchFailed`` (after auditing) when the batch fails as a whole."""
+    if isinstance(landed, dict):
+        landed = LandedBatch(**landed)
+    feed = get_feed(landed.feed)
+    warehouse = connect(warehouse_url or settings().warehouse_url)
+    try:
+        return _validate_and_load(warehouse, feed, landed)
+    finally:
+        warehouse.close()
+
+
+def _validate_and_load(warehouse, feed: Feed, landed: LandedBatch) -> BatchResult:
+    started = time.perf_counter()
+    added = ensure_pipeline_tables(warehouse, feed)
+    table = pq.read_table(landed.path)
+    checksum = hashlib.sha256(Path(landed.path).read_bytes()).hexdigest()
+    failure: tuple[str, str] | None = None
+    parsed: Parsed | None = None
+    outcomes: list[RuleOutcome] = []
+    quarantined = np.array([], dtype="int64")
+    try:
+        parsed = parse_batch(feed, table)
+    except SchemaError as exc:
+        failure = ("columns_match_catalog", str(exc))
+    validate_seconds = 0.0
+    if parsed is not None:
+        rules = _resolve_rules(warehouse, feed, landed.batch_id, parsed.frame)
+        outcomes, _ = run_suite(f"{feed.name}__{landed.batch_id}", parsed.frame, rules)
+        outcomes.append(
+            RuleOutcome(
+                "values_have_declared_types",
+                "parse_values",
+                None,
+                "row",
+                not parsed.type_errors,
+                len(parsed.type_errors),
+                np.array(sorted(parsed.type_errors), dtype="int64"),
+                description="every value converts to its declared type",
+            )
+        )
+        validate_seconds = time.perf_counter() - started
+        critical = [o for o in outcomes if o.severity == "critical" and not o.success]
+        if critical:
+            first = critical[0]
+            failure = (
+                first.name,
+                f"{first.description or first.expectation} failed ({first.unexpected_count} unexpected; observed {first.observed})",
+            )
+        row_failures = [o for o in outcomes if o.severity == "row" and not o.success]
+        if row_failures:
+            quarantined = np.unique(np.concatenate([o.rows for o in row_failures]))
+    load_started = time.perf_counter()
+    now = pd.Timestamp.now(tz="UTC")
+    rows_extracted = table.num_rows
+    if failure is None:
+        frame = parsed.frame
+        good = frame[~frame["_row"].isin(quarantined)].copy()
+        good["_batch_id"] = landed.batch_id
+        good["_loaded_at"] = now
+        good["_source"] = landed.source
+        raw_table = _arrow(good, raw_columns(feed))
+        failed_by_row: dict[int, list[str]] = {}
+        for o in outcomes:
+            if o.severity == "row" and not o.success:
+                for row in o.rows:
+                    failed_by_row.setdefault(int(row), []).append(o.name)
+        q_rows = quarantined
+        qframe = pd.DataFrame(
+            {
+                "_batch_id": landed.batch_id,
+                "_row": q_rows,
+                "_failed_rules": [json.dumps(failed_by_row.get(int(r), [])) for r in q_rows],
+                "_errors": [
+                    json.dumps(parsed.type_errors.get(int(r), []), ensure_ascii=False)
+                    if int(r) in parsed.type_errors
+                    else None
+                    for r in q_rows
+                ],
+                "_record": _records_json(table, q_rows),
+                "_quarantined_at": now,
+                "_source": landed.source,
+            }
+        )
+        from .tables import QUARANTINE_COLUMNS
+
+        quarantine_table = _arrow(qframe, QUARANTINE_COLUMNS)
+        rows_loaded, rows_quarantined, rows_rejected, status = raw_table.num_rows, len(q_rows), 0, "loaded"
+    else:
+        raw_table = quarantine_table = None
+        rows_loaded, rows_quarantined, rows_rejected, status = 0, 0, rows_extracted, "failed"
+    audit_row = {
+        "batch_id": landed.batch_id,
+        "feed": feed.name,
+        "interval_start": pd.Timestamp(landed.interval_start) if landed.interval_start else None,
+        "interval_end": pd.Timestamp(landed.interval_end) if landed.interval_end else None,
+        "status": status,
+        "rows_extracted": rows_extracted,
+        "rows_loaded": rows_loaded,
+        "rows_quarantined": rows_quarantined,
+        "rows_rejected": rows_rejected,
+        "failed_rule": failure[0] if failure else None,
+        "error": f"feed {feed.name}, batch {landed.batch_id}, rule {failure[0]}: {failure[1]}"
+        if failure
+        else None,
+        "extra_columns": json.dumps(parsed.extra_columns if parsed else []),
+        "source": landed.source,
+        "landed_path": landed.path,
+        "checksum": checksum,
+        "started_at": pd.Timestamp(landed.started_at) if landed.started_at else now,
+        "finished_at": now,
+        "extract_seconds": landed.extract_seconds,
+        "validate_seconds": validate_seconds,
+        "load_seconds": 0.0,
+    }
+    from .tables import BATCHES, VALIDATION_RESULTS
+
+    results = pd.DataFrame(
+        [
+            {
+                "batch_id": landed.batch_id,
+                "feed": feed.name,
+                "rule": o.name,
+                "expectation": o.expectation,
+                "column_name": o.column,
+                "severity": o.severity,
+                "success": o.success,
+                "unexpected_count": o.unexpected_count,
+                "observed": json.dumps(o.observed, ensure_ascii=False, default=str)
+                if o.observed is not None
+                else None,
+                "skipped": o.skipped,
+                "description": o.description,
+                "validated_at": now,
+            }
+            for o in outcomes
+        ]
+        or [],
+        columns=[c.name for c in VALIDATION_RESULTS],
+    )
+    with warehouse.transaction() as tx:
+        if raw_table is not None:
+            tx.replace_rows(RAW, feed.name, "_batch_id", landed.batch_id, raw_table)
+            tx.replace_rows(QUARANTINE, feed.name, "_batch_id", landed.batch_id, quarantine_table)
+        else:
+            tx.execute(f'delete from "{RAW}"."{feed.name}" where _batch_id = ?', [landed.batch_id])
+            tx.execute(f'delete from "{QUARANTINE}"."{feed.name}" where _batch_id = ?', [landed.batch_id])
+        audit_row["load_seconds"] = time.perf_counter() - load_started
+        tx.replace_rows(
+            AUDIT, "batches", "batch_id", landed.batch_id, _arrow(pd.DataFrame([audit_row]), BATCHES)
+        )
+        tx.replace_rows(
+            AUDIT, "validation_results", "batch_id", landed.batch_id, _arrow(results, VALIDATION_RESULTS)
+        )
+        if raw_table is not None and raw_table.num_rows and feed.incremental_field:
+            high = pd.Series(raw_table.column(feed.incremental_field).to_pandas()).max()
+            mark = pd.DataFrame(
+                [{"feed": feed.name, "high_watermark": high, "batch_id": landed.batch_id, "updated_at": now}]
+            )
+            from .tables import WATERMARKS
+
+            previous = (
+                warehouse.query("select high_watermark from audit.watermarks where feed = ?", [feed.name])
+                .column(0)
+                .to_pylist()
+            )
+            if not previous or previous[0] is None or pd.Timestamp(previous[0]) < high:
+                tx.replace_rows(AUDIT, "watermarks", "feed", feed.name, _arrow(mark, WATERMARKS))
+    if failure is None and landed.files:
+        from ..connectors.file_drop import mark_processed
+        from ..connectors.settings import drop_root
+
+        mark_processed([Path(p) for p in landed.files], drop_root(feed))
+    result = BatchResult(
+        feed=feed.name,
+        batch_id=landed.batch_id,
+        status=status,
+        rows_extracted=rows_extracted,
+        rows_loaded=rows_loaded,
+        rows_quarantined=rows_quarantined,
+        rows_rejected=rows_rejected,
+        failed_rule=failure[0] if failure else None,
+        error=audit_row["error"],
+        extra_columns=list(parsed.extra_columns) if parsed else [],
+        outcomes=outcomes,
+    )
+    if added:
+        result.extra_columns = result.extra_columns  # new catalog columns were added to the raw table
+    if failure is not None:
+        raise BatchFailed(feed.name, landed.batch_id, failure[0], failure[1])
+    return result
+
+
+def ingest(
+    feed_name: str, start: dt.datetime, end: dt.datetime, warehouse_url: str | None = None
+) -> BatchResult:
+    """Both steps in one call (what an Airflow DAG does in two tasks)."""
+    return validate_and_load(extract_and_land(feed_name, start, end), warehouse_url)

@@ -1,0 +1,156 @@
+"""Each feed's expectation suite: rules generated from the catalog plus hand-written domain rules.
+
+A suite lives in ``expectations/<feed>.json``::
+
+    {"feed": ..., "generated_from_catalog": [rule, ...], "rules": [rule, ...]}
+
+``generated_from_catalog`` is rewritten by ``edw expectations --write`` (never edit it by hand: change
+the catalog); ``rules`` is reviewed, hand-written code. A rule is
+``{"name", "expectation", "kwargs", "severity", "description"}`` where ``expectation`` is a Great
+Expectations 1.x expectation type and ``severity`` one of:
+
+- ``critical``: a failure fails the batch; nothing of it loads;
+- ``row``: the failing rows go to quarantine, the others load;
+- ``warn``: reported in the validation results only.
+
+Hand-written rules may also carry ``derive`` (new columns computed with ``DataFrame.eval`` before
+validation), ``reference`` (the value set is read from a warehouse table at run time) or ``history``
+(the row-count band comes from the feed's recent loaded batches).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..catalog import Feed
+
+SEVERITIES = ("critical", "row", "warn")
+
+
+def expectations_dir() -> Path:
+    """``EDW_EXPECTATIONS_DIR``, else the repository's ``expectations/`` folder."""
+    configured = os.environ.get("EDW_EXPECTATIONS_DIR")
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parents[3] / "expectations"
+
+
+def rule(name: str, expectation: str, severity: str, description: str, **kwargs: Any) -> dict:
+    return {
+        "name": name,
+        "expectation": expectation,
+        "kwargs": kwargs,
+        "severity": severity,
+        "description": description,
+    }
+
+
+def catalog_rules(feed: Feed) -> list[dict]:
+    """The generic part of a feed's suite, derived from its catalog declaration."""
+    rules = []
+    key = list(feed.primary_key)
+    if len(key) == 1:
+        rules.append(
+            rule(
+                "unique_key",
+                "expect_column_values_to_be_unique",
+                "row",
+                f"{key[0]} identifies a record",
+                column=key[0],
+            )
+        )
+    else:
+        rules.append(
+            rule(
+                "unique_key",
+                "expect_compound_columns_to_be_unique",
+                "row",
+                f"({', '.join(key)}) identifies a record",
+                column_list=key,
+            )
+        )
+    for col in feed.columns:
+        if not col.nullable:
+            rules.append(
+                rule(
+                    f"not_null__{col.name}",
+                    "expect_column_values_to_not_be_null",
+                    "row",
+                    f"{col.name} is required",
+                    column=col.name,
+                )
+            )
+        if col.allowed:
+            rules.append(
+                rule(
+                    f"in_set__{col.name}",
+                    "expect_column_values_to_be_in_set",
+                    "row",
+                    f"{col.name} is one of the {len(col.allowed)} codes of its reference list",
+                    column=col.name,
+                    value_set=list(col.allowed),
+                )
+            )
+        if col.type in ("integer", "float") and (col.min is not None or col.max is not None):
+            bounds = {"min_value": col.min, "max_value": col.max}
+            rules.append(
+                rule(
+                    f"range__{col.name}",
+                    "expect_column_values_to_be_between",
+                    "row",
+                    f"{col.name} within [{col.min}, {col.max}]{' ' + col.unit if col.unit else ''}",
+                    column=col.name,
+                    **{k: v for k, v in bounds.items() if v is not None},
+                )
+            )
+    for earlier, later in feed.time_order:
+        rules.append(
+            rule(
+                f"order__{earlier}__{later}",
+                "expect_column_pair_values_a_to_be_greater_than_b",
+                "row",
+                f"{later} is not before {earlier}",
+                column_A=later,
+                column_B=earlier,
+                or_equal=True,
+                ignore_row_if="either_value_is_missing",
+            )
+        )
+    return rules
+
+
+def suite_path(feed: Feed) -> Path:
+    return expectations_dir() / f"{feed.name}.json"
+
+
+def load_suite(feed: Feed) -> dict:
+    """The feed's suite from ``expectations/``; generated rules come fresh from the catalog."""
+    path = suite_path(feed)
+    hand_written: list[dict] = []
+    if path.exists():
+        try:
+            hand_written = json.loads(path.read_text(encoding="utf-8")).get("rules", [])
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"expectation suite {path} is not valid JSON: {exc}") from None
+    for item in hand_written:
+        if item.get("severity") not in SEVERITIES:
+            raise ValueError(
+                f"{path}: rule {item.get('name')!r} has severity {item.get('severity')!r}; use one of {SEVERITIES}"
+            )
+    return {"feed": feed.name, "generated_from_catalog": catalog_rules(feed), "rules": hand_written}
+
+
+def write_suite(feed: Feed) -> Path:
+    """Rewrite the generated part of a feed's suite file, keeping its hand-written rules."""
+    suite = load_suite(feed)
+    path = suite_path(feed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(suite, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def all_rules(suite: dict) -> list[dict]:
+    return [*suite["generated_from_catalog"], *suite["rules"]]

@@ -1,0 +1,91 @@
+"""The warehouse tables the pipeline writes: raw, quarantine and audit, derived from the catalog."""
+
+from __future__ import annotations
+
+from ..catalog import Feed
+from ..warehouse import ColumnSpec
+
+RAW, QUARANTINE, AUDIT = "raw", "quarantine", "audit"
+
+LINEAGE = [
+    ColumnSpec("_batch_id", "string", nullable=False),
+    ColumnSpec("_row", "integer", nullable=False),
+    ColumnSpec("_loaded_at", "timestamp", nullable=False),
+    ColumnSpec("_source", "string"),
+    ColumnSpec("_extra", "json"),
+]
+
+
+def raw_columns(feed: Feed) -> list[ColumnSpec]:
+    """``raw.<feed>``: the catalog's columns, typed, then the lineage columns."""
+    return [ColumnSpec(c.name, c.type) for c in feed.columns] + LINEAGE
+
+
+QUARANTINE_COLUMNS = [
+    ColumnSpec("_batch_id", "string", nullable=False),
+    ColumnSpec("_row", "integer", nullable=False),
+    ColumnSpec("_failed_rules", "json", nullable=False),
+    ColumnSpec("_errors", "json"),
+    ColumnSpec("_record", "json", nullable=False),
+    ColumnSpec("_quarantined_at", "timestamp", nullable=False),
+    ColumnSpec("_source", "string"),
+]
+
+BATCHES = [
+    ColumnSpec("batch_id", "string", nullable=False),
+    ColumnSpec("feed", "string", nullable=False),
+    ColumnSpec("interval_start", "timestamp"),
+    ColumnSpec("interval_end", "timestamp"),
+    ColumnSpec("status", "string", nullable=False),  # loaded | failed
+    ColumnSpec("rows_extracted", "integer", nullable=False),
+    ColumnSpec("rows_loaded", "integer", nullable=False),
+    ColumnSpec("rows_quarantined", "integer", nullable=False),
+    ColumnSpec(
+        "rows_rejected", "integer", nullable=False
+    ),  # a failed batch's rows: kept in the lake, not loaded
+    ColumnSpec("failed_rule", "string"),
+    ColumnSpec("error", "string"),
+    ColumnSpec("extra_columns", "json"),
+    ColumnSpec("source", "string"),
+    ColumnSpec("landed_path", "string"),
+    ColumnSpec("checksum", "string"),  # sha256 of the landed Parquet file
+    ColumnSpec("started_at", "timestamp"),
+    ColumnSpec("finished_at", "timestamp"),
+    ColumnSpec("extract_seconds", "float"),
+    ColumnSpec("validate_seconds", "float"),
+    ColumnSpec("load_seconds", "float"),
+]
+
+VALIDATION_RESULTS = [
+    ColumnSpec("batch_id", "string", nullable=False),
+    ColumnSpec("feed", "string", nullable=False),
+    ColumnSpec("rule", "string", nullable=False),
+    ColumnSpec("expectation", "string", nullable=False),
+    ColumnSpec("column_name", "string"),
+    ColumnSpec("severity", "string", nullable=False),
+    ColumnSpec("success", "boolean", nullable=False),
+    ColumnSpec("unexpected_count", "integer", nullable=False),
+    ColumnSpec("observed", "json"),
+    ColumnSpec("skipped", "string"),
+    ColumnSpec("description", "string"),
+    ColumnSpec("validated_at", "timestamp", nullable=False),
+]
+
+WATERMARKS = [
+    ColumnSpec("feed", "string", nullable=False),
+    ColumnSpec("high_watermark", "timestamp"),
+    ColumnSpec("batch_id", "string"),
+    ColumnSpec("updated_at", "timestamp"),
+]
+
+
+def ensure_pipeline_tables(warehouse, feed: Feed) -> list[str]:
+    """Create what a feed's batch writes to; returns raw columns added to an existing table."""
+    for schema in (RAW, QUARANTINE, AUDIT):
+        warehouse.ensure_schema(schema)
+    added = warehouse.ensure_table(RAW, feed.name, raw_columns(feed))
+    warehouse.ensure_table(QUARANTINE, feed.name, QUARANTINE_COLUMNS)
+    warehouse.ensure_table(AUDIT, "batches", BATCHES, primary_key=["batch_id"])
+    warehouse.ensure_table(AUDIT, "validation_results", VALIDATION_RESULTS)
+    warehouse.ensure_table(AUDIT, "watermarks", WATERMARKS, primary_key=["feed"])
+    return added

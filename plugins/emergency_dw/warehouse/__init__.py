@@ -1,0 +1,68 @@
+"""The warehouse: ``connect(url)`` returns a DuckDB or a Postgres backend behind one interface (see base.py).
+
+Conventions shared by both backends:
+
+* SQL passed to ``execute`` / ``query`` uses ``?`` placeholders (DuckDB's own style); the Postgres backend
+  translates them to ``$1, $2, ...``. A ``?`` inside a quoted string, quoted identifier or comment is left
+  alone; every other ``?`` is a placeholder (so Postgres' jsonb ``?`` operators are not usable: use
+  ``jsonb_exists(doc, key)`` instead).
+* Values always travel as parameters; identifiers are quoted with :func:`quote_ident`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from emergency_dw.warehouse.base import LOGICAL_TYPES, ColumnSpec, Transaction, Warehouse
+
+__all__ = ["LOGICAL_TYPES", "ColumnSpec", "Transaction", "Warehouse", "connect", "quote_ident"]
+
+ACCEPTED_URLS = "duckdb:///path/to/file.duckdb, duckdb:///:memory:, postgresql://... or postgres://..."
+
+
+def connect(url: str) -> Warehouse:
+    """The warehouse at ``url`` (the value of EDW_WAREHOUSE_URL)."""
+    if url.startswith("duckdb:///"):
+        from emergency_dw.warehouse.duckdb_backend import DuckDBWarehouse
+
+        return DuckDBWarehouse(url.removeprefix("duckdb:///"))
+    if url.startswith(("postgresql://", "postgres://")):
+        from emergency_dw.warehouse.postgres_backend import PostgresWarehouse
+
+        return PostgresWarehouse(url)
+    scheme = url.split(":", 1)[0] if ":" in url else url
+    raise ValueError(
+        f"unsupported warehouse URL {scheme!r}: set EDW_WAREHOUSE_URL to one of {ACCEPTED_URLS} "
+        "(duckdb:////absolute/path.duckdb for an absolute path)"
+    )
+
+
+def quote_ident(name: str) -> str:
+    """``name`` as a double-quoted SQL identifier (embedded double quotes doubled)."""
+    if not name or "\x00" in name:
+        raise ValueError(f"invalid SQL identifier {name!r}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(schema: str, table: str) -> str:
+    return f"{quote_ident(schema)}.{quote_ident(table)}"
+
+
+def check_specs(columns: Sequence[ColumnSpec], primary_key: Sequence[str]) -> None:
+    for col in columns:
+        if col.type not in LOGICAL_TYPES:
+            raise ValueError(f"column {col.name!r}: unknown type {col.type!r} (one of {LOGICAL_TYPES})")
+    missing = set(primary_key) - {col.name for col in columns}
+    if missing:
+        raise ValueError(f"primary key columns not among the columns: {sorted(missing)}")
+
+
+def check_data_columns(
+    schema: str, table: str, data_columns: Iterable[str], table_columns: Iterable[str]
+) -> None:
+    known = set(table_columns)
+    if not known:
+        raise ValueError(f"table {schema}.{table} does not exist (call ensure_table first)")
+    unknown = [name for name in data_columns if name not in known]
+    if unknown:
+        raise ValueError(f"columns not in {schema}.{table}: {unknown} (call ensure_table first)")

@@ -1,0 +1,132 @@
+"""The DuckDB warehouse: one connection, Arrow tables inserted BY NAME through a registered view.
+
+JSON and ICU (time zones) are statically linked into duckdb 2.0.1: nothing is installed or downloaded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from emergency_dw.warehouse import check_data_columns, check_specs, qualified, quote_ident
+from emergency_dw.warehouse.base import ColumnSpec
+
+SQL_TYPES = {
+    "string": "VARCHAR",
+    "integer": "BIGINT",
+    "float": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP WITH TIME ZONE",
+    "json": "JSON",
+}
+
+
+class DuckDBTransaction:
+    def __init__(self, warehouse: DuckDBWarehouse) -> None:
+        self._wh = warehouse
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._wh._run(sql, params)
+
+    def replace_rows(self, schema: str, table: str, key_column: str, key_value: Any, data: pa.Table) -> int:
+        self._wh._run(
+            f"DELETE FROM {qualified(schema, table)} WHERE {quote_ident(key_column)} = ?", [key_value]
+        )
+        return self.append(schema, table, data)
+
+    def append(self, schema: str, table: str, data: pa.Table) -> int:
+        return self._wh._insert(schema, table, data)
+
+
+class DuckDBWarehouse:
+    dialect = "duckdb"
+
+    def __init__(self, path: str | Path) -> None:
+        path = str(path)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._con = duckdb.connect(path)
+        self._con.execute("SET TimeZone = 'UTC'")
+        self._in_transaction = False
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        # Fetch everything: an unfinished result would block the connection's next statement.
+        return self._con.execute(sql, list(params)).fetchall()
+
+    def _columns(self, schema: str, table: str) -> list[str]:
+        rows = self._run(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [schema, table],
+        )
+        return [name for (name,) in rows]
+
+    def _insert(self, schema: str, table: str, data: pa.Table) -> int:
+        check_data_columns(schema, table, data.column_names, self._columns(schema, table))
+        if data.num_rows == 0:
+            return 0
+        view = f"_edw_arrow_{uuid.uuid4().hex}"
+        self._con.register(view, data)
+        try:
+            (count,) = self._run(
+                f"INSERT INTO {qualified(schema, table)} BY NAME SELECT * FROM {quote_ident(view)}"
+            )[0]
+        finally:
+            self._con.unregister(view)
+        return int(count)
+
+    def ensure_schema(self, schema: str) -> None:
+        self._run(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+
+    def ensure_table(
+        self, schema: str, table: str, columns: Sequence[ColumnSpec], primary_key: Sequence[str] = ()
+    ) -> list[str]:
+        """Create the table, or add the missing columns (always nullable: the table may hold rows)."""
+        check_specs(columns, primary_key)
+        existing = self._columns(schema, table)
+        if not existing:
+            defs = [
+                f"{quote_ident(c.name)} {SQL_TYPES[c.type]}{'' if c.nullable else ' NOT NULL'}"
+                for c in columns
+            ]
+            if primary_key:
+                defs.append(f"PRIMARY KEY ({', '.join(quote_ident(name) for name in primary_key)})")
+            self._run(f"CREATE TABLE {qualified(schema, table)} ({', '.join(defs)})")
+            return []
+        added = [c for c in columns if c.name not in existing]
+        for col in added:
+            self._run(
+                f"ALTER TABLE {qualified(schema, table)} ADD COLUMN {quote_ident(col.name)} {SQL_TYPES[col.type]}"
+            )
+        return [col.name for col in added]
+
+    @contextmanager
+    def transaction(self) -> Iterator[DuckDBTransaction]:
+        if self._in_transaction:
+            raise RuntimeError("transactions do not nest")
+        self._run("BEGIN TRANSACTION")
+        self._in_transaction = True
+        try:
+            yield DuckDBTransaction(self)
+        except BaseException:
+            self._run("ROLLBACK")
+            raise
+        else:
+            self._run("COMMIT")
+        finally:
+            self._in_transaction = False
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        relation = self._con.sql(sql, params=list(params) or None)
+        return relation.to_arrow_table() if relation is not None else pa.table({})
+
+    def close(self) -> None:
+        self._con.close()

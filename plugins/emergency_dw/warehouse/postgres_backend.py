@@ -1,0 +1,213 @@
+"""The Postgres warehouse over ADBC: Arrow in by COPY (``adbc_ingest``), Arrow out (``fetch_arrow_table``).
+
+The connection runs with autocommit off: every public verb commits (or rolls back) its own work unless it
+runs inside ``transaction()``. ``json`` columns are JSONB: their Arrow string columns are sent as Arrow's
+``arrow.json`` extension type, which the driver COPYs in jsonb's binary format. JSONB normalises the text
+(key order, white space), and reads come back as plain strings. The driver returns NUMERIC (e.g.
+``sum(bigint)``) as strings: cast in SQL (``CAST(sum(x) AS BIGINT)``) for numbers on both backends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import adbc_driver_postgresql.dbapi as adbc
+import pyarrow as pa
+
+from emergency_dw.warehouse import check_data_columns, check_specs, qualified, quote_ident
+from emergency_dw.warehouse.base import ColumnSpec
+
+SQL_TYPES = {
+    "string": "TEXT",
+    "integer": "BIGINT",
+    "float": "DOUBLE PRECISION",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMPTZ",
+    "json": "JSONB",
+}
+
+# The Arrow type COPY needs for each Postgres column type (binary COPY does not convert widths or kinds).
+ARROW_TYPES = {
+    "text": pa.string(),
+    "character varying": pa.string(),
+    "bigint": pa.int64(),
+    "integer": pa.int32(),
+    "smallint": pa.int16(),
+    "double precision": pa.float64(),
+    "real": pa.float32(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp with time zone": pa.timestamp("us", tz="UTC"),
+    "timestamp without time zone": pa.timestamp("us"),
+    "jsonb": pa.json_(pa.string()),
+    "json": pa.json_(pa.string()),
+}
+
+
+def to_dollar_placeholders(sql: str) -> str:
+    """``?`` placeholders as ``$1, $2, ...``, leaving quoted strings, quoted identifiers and comments alone."""
+    out: list[str] = []
+    i, n, number = 0, len(sql), 0
+    while i < n:
+        ch = sql[i]
+        if ch in "'\"":
+            end = i + 1
+            while end < n:
+                if sql[end] == ch:
+                    if end + 1 < n and sql[end + 1] == ch:  # doubled quote inside the literal
+                        end += 2
+                        continue
+                    break
+                end += 1
+            out.append(sql[i : end + 1])
+            i = end + 1
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            end = n if end < 0 else end
+            out.append(sql[i:end])
+            i = end
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            end = n if end < 0 else end + 2
+            out.append(sql[i:end])
+            i = end
+        elif ch == "?":
+            number += 1
+            out.append(f"${number}")
+            i += 1
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """Extension columns (arrow.json from json/jsonb) as their storage type, so reads match DuckDB's."""
+    for index, field in enumerate(table.schema):
+        if isinstance(field.type, pa.BaseExtensionType):
+            column = table.column(index)
+            storage = pa.chunked_array([chunk.storage for chunk in column.chunks], field.type.storage_type)
+            table = table.set_column(index, field.name, storage)
+    return table
+
+
+class PostgresTransaction:
+    def __init__(self, warehouse: PostgresWarehouse) -> None:
+        self._wh = warehouse
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._wh._run(sql, params)
+
+    def replace_rows(self, schema: str, table: str, key_column: str, key_value: Any, data: pa.Table) -> int:
+        self._wh._run(
+            f"DELETE FROM {qualified(schema, table)} WHERE {quote_ident(key_column)} = ?", [key_value]
+        )
+        return self.append(schema, table, data)
+
+    def append(self, schema: str, table: str, data: pa.Table) -> int:
+        return self._wh._insert(schema, table, data)
+
+
+class PostgresWarehouse:
+    dialect = "postgres"
+
+    def __init__(self, url: str) -> None:
+        self._con = adbc.connect(url)
+        self._cur = self._con.cursor()
+        self._in_transaction = False
+        self._run("SET TIME ZONE 'UTC'")
+        self._con.commit()
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cur.execute(to_dollar_placeholders(sql), parameters=list(params) if params else None)
+
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        self._run(sql, params)
+        return self._cur.fetch_arrow_table()
+
+    @contextmanager
+    def _unit(self) -> Iterator[None]:
+        """Commit on success (rollback on failure), unless inside ``transaction()``, which decides."""
+        if self._in_transaction:
+            yield
+            return
+        try:
+            yield
+        except BaseException:
+            self._con.rollback()
+            raise
+        self._con.commit()
+
+    def _column_types(self, schema: str, table: str) -> dict[str, str]:
+        rows = self._fetch(
+            "SELECT column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [schema, table],
+        ).to_pylist()
+        return {row["column_name"]: row["data_type"] for row in rows}
+
+    def _insert(self, schema: str, table: str, data: pa.Table) -> int:
+        types = self._column_types(schema, table)
+        check_data_columns(schema, table, data.column_names, types)
+        if data.num_rows == 0:
+            return 0
+        for index, name in enumerate(data.column_names):
+            target = ARROW_TYPES.get(types[name])
+            if target is not None and data.schema.field(index).type != target:
+                data = data.set_column(index, name, data.column(index).cast(target))
+        self._cur.adbc_ingest(table, data, mode="append", db_schema_name=schema)
+        return data.num_rows
+
+    def ensure_schema(self, schema: str) -> None:
+        with self._unit():
+            self._run(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+
+    def ensure_table(
+        self, schema: str, table: str, columns: Sequence[ColumnSpec], primary_key: Sequence[str] = ()
+    ) -> list[str]:
+        """Create the table, or add the missing columns (always nullable: the table may hold rows)."""
+        check_specs(columns, primary_key)
+        with self._unit():
+            existing = self._column_types(schema, table)
+            if not existing:
+                defs = [
+                    f"{quote_ident(c.name)} {SQL_TYPES[c.type]}{'' if c.nullable else ' NOT NULL'}"
+                    for c in columns
+                ]
+                if primary_key:
+                    defs.append(f"PRIMARY KEY ({', '.join(quote_ident(name) for name in primary_key)})")
+                self._run(f"CREATE TABLE {qualified(schema, table)} ({', '.join(defs)})")
+                return []
+            added = [c for c in columns if c.name not in existing]
+            for col in added:
+                self._run(
+                    f"ALTER TABLE {qualified(schema, table)} ADD COLUMN {quote_ident(col.name)} {SQL_TYPES[col.type]}"
+                )
+            return [col.name for col in added]
+
+    @contextmanager
+    def transaction(self) -> Iterator[PostgresTransaction]:
+        if self._in_transaction:
+            raise RuntimeError("transactions do not nest")
+        self._con.rollback()  # start clean: nothing of an earlier read may leak in
+        self._in_transaction = True
+        try:
+            yield PostgresTransaction(self)
+        except BaseException:
+            self._con.rollback()
+            raise
+        else:
+            self._con.commit()
+        finally:
+            self._in_transaction = False
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        with self._unit():
+            return _plain(self._fetch(sql, params))
+
+    def close(self) -> None:
+        self._cur.close()
+        self._con.close()
