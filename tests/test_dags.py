@@ -90,3 +90,12 @@ def test_edw_ingest_runs_the_dag_for_real(simulated: Path, tmp_path: Path):
     rows = con.sql("select feed, status from audit.batches order by feed").fetchall()
     assert rows == [("alerts_119", "loaded"), ("boiler_inventory", "loaded")]
     con.close()
+
+
+def test_warehouse_build_dag_is_scheduled_on_the_raw_assets(dagbag):
+    bag, _ = dagbag
+    dag = bag.dags["warehouse__build"]
+    assert dag.tags and dag.doc_md and dag.default_args["retries"] >= 2
+    assert {f"stg_{f.department}__{f.name}_run" for f in catalog.FEEDS} <= {t.task_id for t in dag.tasks}
+    scheduled_on = {asset.name for asset in dag.timetable.asset_condition.objects}
+    assert {f"raw.{f.name}" for f in catalog.FEEDS} <= scheduled_on

@@ -317,3 +317,26 @@ def test_replay_revalidates_quarantined_batches_after_a_fix(tmp_path: Path, monk
     [replayed] = quarantine.replay("schools")
     assert (replayed.rows_loaded, replayed.rows_quarantined) == (2, 0)
     assert quarantine.summary("schools") == []
+
+
+def test_dbt_builds_the_warehouse_from_the_ingested_day(ingested: Ingested):
+    """`dbt build` (seeds, staging of every feed, marts and all their tests) passes on this backend."""
+    from emergency_dw.transform import run_dbt
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDW_DATA_DIR", str(ingested.root / "data"))
+        run = run_dbt(["build"], warehouse_url=ingested.url)
+    failed = [r for r in run.results if r["status"] not in ("success", "pass")]
+    assert run.success and not failed, (run.error, failed[:5])
+    models = {r["node"] for r in run.results if r["node"].startswith("model.")}
+    assert {f"model.emergency_dw.stg_{f.department}__{f.name}" for f in catalog.FEEDS} <= models
+    phones = _query(
+        ingested.url,
+        'select count(*) as n from staging."stg_gaj__alerts_110" where caller_phone_hash is not null',
+    )[0]["n"]
+    assert phones > 0
+    columns = _query(
+        ingested.url,
+        "select column_name from information_schema.columns where table_schema = 'staging' and table_name = 'stg_gaj__alerts_110'",
+    )
+    assert "caller_phone" not in {c["column_name"] for c in columns}, "personal data is hashed in staging"

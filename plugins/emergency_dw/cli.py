@@ -35,6 +35,12 @@ def _scale(text: str) -> float:
 # ---------------------------------------------------------------- catalog
 def cmd_catalog(args: argparse.Namespace) -> int:
     feeds = catalog.all_feeds()
+    if args.seeds:
+        from .catalog.seeds import write_reference_seeds
+
+        for path in write_reference_seeds(Path(args.seeds)):
+            console.print(f"wrote {path}")
+        return 0
     if args.json:
         print(json.dumps([f.to_dict() for f in feeds], ensure_ascii=False, indent=2))
         return 0
@@ -251,6 +257,41 @@ def cmd_expectations(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- build and evaluate
+def _build() -> bool:
+    from .transform import run_dbt
+
+    with console.status("dbt build (seeds, staging, intermediate, marts and their tests)"):
+        started = time.perf_counter()
+        run = run_dbt(["build"])
+    failed = [r for r in run.results if r["status"] not in ("success", "pass")]
+    kinds = {}
+    for r in run.results:
+        kinds[r["node"].split(".")[0]] = kinds.get(r["node"].split(".")[0], 0) + 1
+    summary = ", ".join(f"{n} {k}s" for k, n in sorted(kinds.items()))
+    colour = "green" if run.success else "red"
+    console.print(
+        f"[{colour}]dbt build {'passed' if run.success else 'FAILED'}[/] in {time.perf_counter() - started:.1f} s: {summary}"
+    )
+    for r in failed:
+        console.print(f"  [red]{r['status']}[/] {r['node']}: {r['message']}")
+    if run.error:
+        console.print(f"  [red]{run.error}[/]")
+    return run.success
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    return 0 if _build() else 1
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_table, print_table
+
+    rows = evaluate_table(settings().warehouse_url, settings().sources_dir / "truth", None)
+    print_table(rows, console)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .simulator.run import days_from
 
@@ -261,12 +302,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     console.rule("ingest: one DAG per feed, run for real")
     outcomes = _ingest_days([f.name for f in catalog.all_feeds()], days_from(args.date, args.days))
     _print_batches(outcomes)
+    console.rule("warehouse__build: dbt")
+    built = _build()
     data = settings().data_dir
     lines = [
         f"[bold green]Done[/] in {time.perf_counter() - started:.1f} s. Outputs under {data}:",
         f"  sources (simulated)  {sources}",
         f"  raw lake (Parquet)   {settings().lake_dir / 'raw'}",
-        f"  warehouse            {settings().warehouse_url}  (schemas raw, quarantine, audit)",
+        f"  warehouse            {settings().warehouse_url}  (raw, quarantine, audit, staging, marts)",
         f"  Airflow (SQLite)     {data / 'airflow'}",
     ]
     console.print("\n".join(lines))
@@ -275,7 +318,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(
             f"[yellow]{len(failed)} batch(es) failed as a whole[/] (audit.batches.error): {', '.join(failed)}"
         )
-    return 0
+    return 0 if built else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -284,6 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("catalog", help="the feeds, as a table or JSON")
     p.add_argument("--json", action="store_true", help="print the catalog as JSON")
+    p.add_argument(
+        "--seeds",
+        metavar="DIR",
+        help="write the reference lists (towns, departments, event types) as dbt seeds",
+    )
     p.set_defaults(func=cmd_catalog)
 
     p = sub.add_parser(
@@ -331,6 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--write", action="store_true")
     p.set_defaults(func=cmd_expectations)
+
+    p = sub.add_parser("build", help="the dbt build (what the warehouse__build DAG runs)")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("evaluate", help="anomaly detection quality against the simulator's ground truth")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("run", help="the whole pipeline on the embedded default (what `make run` calls)")
     p.add_argument("--date", type=_date, default=default_date())

@@ -38,6 +38,8 @@ def airflow_environment() -> None:
     os.environ.setdefault("SCARF_ANALYTICS", "false")
     os.environ.setdefault("AIRFLOW__USAGE_DATA_COLLECTION__ENABLED", "False")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
     # Run in the foreground: a retry of a failed source read waits seconds, not the scheduler's minutes.
     os.environ.setdefault("EDW_RETRY_DELAY_SECONDS", "5")
 

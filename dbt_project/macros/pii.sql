@@ -1,0 +1,14 @@
+{# Personal data never leaves staging in clear: a salted SHA-256 (salt from EDW_PII_SALT). #}
+{% macro hash_pii(column) -%}
+    {{ return(adapter.dispatch('hash_pii', 'emergency_dw')(column)) }}
+{%- endmacro %}
+
+{% macro default__hash_pii(column) -%}
+    case when {{ column }} is null then null
+         else sha256(concat('{{ env_var("EDW_PII_SALT", "edw") }}', cast({{ column }} as varchar))) end
+{%- endmacro %}
+
+{% macro postgres__hash_pii(column) -%}
+    case when {{ column }} is null then null
+         else encode(sha256(convert_to(concat('{{ env_var("EDW_PII_SALT", "edw") }}', cast({{ column }} as text)), 'UTF8')), 'hex') end
+{%- endmacro %}

@@ -1,0 +1,71 @@
+"""The ``warehouse__build`` DAG: dbt models and tests rendered as Airflow tasks by astronomer-cosmos,
+scheduled on the raw tables' Assets (any feed's new batch triggers a build)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import AssetAny
+
+from ..catalog import all_feeds
+from .dags import RETRIES, RETRY_DELAY_SECONDS, on_failure, raw_asset
+
+DBT_PROJECT = Path(__file__).resolve().parents[3] / "dbt_project"
+
+DOC = """### warehouse__build
+
+Builds the warehouse with dbt: seeds (reference lists and every tunable number), staging views of every
+raw table (personal data hashed), intermediate models, and the marts BI tools read (`marts.*`), with
+their tests. Rendered by astronomer-cosmos: one task per model with its tests. Runs whenever an
+`ingest__<feed>` DAG publishes a new batch of its raw table. `edw build` runs the same build in one
+`dbt build` from the command line.
+"""
+
+
+def build_warehouse_dag():
+    from cosmos import DbtDag, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+    from cosmos.constants import LoadMode, TestBehavior
+
+    from ..config import settings
+    from ..transform import dbt_environment
+
+    # `edw build` leaves the manifest here; without one, Cosmos parses the project's files itself.
+    manifest = Path(
+        os.environ.get("EDW_DBT_MANIFEST", settings().data_dir / "dbt" / "target" / "manifest.json")
+    )
+    env = dbt_environment()
+    target = env["EDW_DBT_TARGET"]
+    return DbtDag(
+        dag_id="warehouse__build",
+        project_config=ProjectConfig(
+            dbt_project_path=DBT_PROJECT,
+            manifest_path=manifest if manifest.exists() else None,
+            env_vars=env,
+        ),
+        profile_config=ProfileConfig(
+            profile_name="emergency_dw",
+            target_name=target,
+            profiles_yml_filepath=DBT_PROJECT / "profiles.yml",
+        ),
+        execution_config=ExecutionConfig(dbt_executable_path=str(Path(os.sys.executable).with_name("dbt"))),
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST if manifest.exists() else LoadMode.CUSTOM,
+            test_behavior=TestBehavior.AFTER_EACH,
+        ),
+        operator_args={"install_deps": False},
+        schedule=AssetAny(*(raw_asset(feed) for feed in all_feeds())),
+        start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
+        catchup=False,
+        max_active_runs=1,
+        tags=["warehouse", "dbt"],
+        doc_md=DOC,
+        default_args={
+            "owner": "data-platform",
+            "retries": RETRIES,
+            "retry_delay": dt.timedelta(seconds=RETRY_DELAY_SECONDS),
+            "on_failure_callback": on_failure,
+        },
+    )

@@ -1,0 +1,77 @@
+"""Run dbt (the `warehouse__build` step) against the warehouse named by ``EDW_WAREHOUSE_URL``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from .config import settings
+
+DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
+
+
+@dataclass
+class DbtRun:
+    success: bool
+    command: list[str]
+    results: list[dict]  # node, status, seconds, message
+    error: str | None = None
+
+
+def dbt_environment(warehouse_url: str | None = None) -> dict[str, str]:
+    """Environment for dbt's profiles.yml, derived from the warehouse URL (DuckDB file or Postgres)."""
+    url = warehouse_url or settings().warehouse_url
+    env = {
+        "DBT_PROFILES_DIR": str(DBT_PROJECT),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+        "DO_NOT_TRACK": "1",
+        "DBT_LOG_PATH": str(settings().data_dir / "dbt" / "logs"),
+        "DBT_TARGET_PATH": str(settings().data_dir / "dbt" / "target"),
+    }
+    if url.startswith("duckdb:///"):
+        env.update(EDW_DBT_TARGET="duckdb", EDW_DUCKDB_PATH=url.removeprefix("duckdb:///"))
+    elif url.startswith(("postgresql://", "postgres://")):
+        parts = urlparse(url)
+        env.update(
+            EDW_DBT_TARGET="postgres",
+            EDW_PG_HOST=parts.hostname or "127.0.0.1",
+            EDW_PG_PORT=str(parts.port or 5432),
+            EDW_PG_USER=unquote(parts.username or "postgres"),
+            EDW_PG_PASSWORD=unquote(parts.password or ""),
+            EDW_PG_DATABASE=(parts.path or "/postgres").lstrip("/") or "postgres",
+        )
+    else:
+        raise ValueError(f"EDW_WAREHOUSE_URL={url!r}: dbt runs on duckdb:///FILE or postgresql://... only")
+    return env
+
+
+def run_dbt(args: list[str], warehouse_url: str | None = None) -> DbtRun:
+    """``dbt <args>`` in this process (dbtRunner), on the project in ``dbt_project/``."""
+    from dbt.cli.main import dbtRunner
+
+    env = dbt_environment(warehouse_url)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    command = [*args, "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT)]
+    try:
+        outcome = dbtRunner().invoke(command)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    results = []
+    for r in getattr(outcome.result, "results", None) or []:
+        results.append(
+            {
+                "node": getattr(r.node, "unique_id", str(r.node)),
+                "status": str(r.status),
+                "seconds": float(getattr(r, "execution_time", 0.0) or 0.0),
+                "message": r.message,
+            }
+        )
+    error = str(outcome.exception) if outcome.exception else None
+    return DbtRun(bool(outcome.success), command, results, error)
