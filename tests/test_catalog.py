@@ -112,3 +112,21 @@ def test_edw_catalog_json_lists_feeds_with_their_columns():
         assert all({"name", "type", "nullable", "pii"} <= set(c) for c in entry["columns"])
     boiler = next(e for e in feeds if e["feed"] == "boiler_inventory")
     assert boiler["encoding"] == "gb18030"
+
+
+def test_reference_seeds_and_staging_models_are_in_step_with_the_catalog():
+    from pathlib import Path
+
+    from emergency_dw.catalog.seeds import reference_seeds
+
+    project = Path(__file__).resolve().parents[1] / "dbt_project"
+    for name, text in reference_seeds().items():
+        assert (project / "seeds" / name).read_text(encoding="utf-8") == text, (
+            f"run `edw catalog --seeds dbt_project/seeds` ({name})"
+        )
+    for feed in catalog.FEEDS:
+        model = project / "models" / "staging" / feed.department / f"stg_{feed.department}__{feed.name}.sql"
+        assert model.exists(), f"no staging model for {feed.name}: python tools/generate_staging.py"
+        sql = model.read_text(encoding="utf-8")
+        for col in feed.columns:
+            assert (f"hash_pii('{col.name}')" in sql) if col.pii else (col.name in sql), (feed.name, col.name)
