@@ -118,7 +118,9 @@ def parse_batch(feed: Feed, table: pa.Table) -> Parsed:
             continue
         raw = delivered[col.name]
         typed = convert(col, raw, feed.timezone)
-        present = raw.notna() & (raw.astype("string").str.strip() != "").fillna(True)
+        present = raw.notna()
+        if pd.api.types.is_string_dtype(raw.dtype) or raw.dtype == object:  # text: blank is absent too
+            present &= (raw.astype("string").str.strip() != "").fillna(True)
         lost = np.flatnonzero((present & typed.isna()).to_numpy(dtype=bool, na_value=False))
         for row in lost:
             errors.setdefault(int(row), []).append(
