@@ -340,3 +340,36 @@ def test_dbt_builds_the_warehouse_from_the_ingested_day(ingested: Ingested):
         "select column_name from information_schema.columns where table_schema = 'staging' and table_name = 'stg_gaj__alerts_110'",
     )
     assert "caller_phone" not in {c["column_name"] for c in columns}, "personal data is hashed in staging"
+
+
+def test_a_batch_far_below_the_feeds_usual_volume_fails_critically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("EDW_DATA_DIR", str(tmp_path / "data"))
+    url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    monkeypatch.setenv("EDW_WAREHOUSE_URL", url)
+    suites = tmp_path / "expectations"
+    suites.mkdir()
+    monkeypatch.setenv("EDW_EXPECTATIONS_DIR", str(suites))
+    band = json.loads((Path(__file__).resolve().parents[1] / "expectations" / "alerts_110.json").read_text())[
+        "rules"
+    ]
+    (suites / "schools.json").write_text(json.dumps({"feed": "schools", "rules": band}))
+    header = "school_id,name,school_type,town_code,lat,lon,students,is_shelter,updated_at\n"
+    for k, rows in enumerate([20, 22, 19, 21, 2]):
+        export = tmp_path / f"schools_2026112{k}.csv"
+        body = "".join(
+            f"S{k}-{i},学校{i},primary,330327100,27.5,120.41,100,1,2026-11-2{k} 09:00:00\n"
+            for i in range(rows)
+        )
+        export.write_text(header + body, encoding="utf-8")
+        landed = land_file("schools", export)
+        if rows > 2:
+            assert validate_and_load(landed).rows_loaded == rows
+            continue
+        with pytest.raises(BatchFailed) as failure:
+            validate_and_load(landed)
+        assert failure.value.rule == "row_count_in_band" and "schools" in str(failure.value)
+        assert landed.batch_id in str(failure.value)
+    audit = _query(url, "select status, count(*) as n from audit.batches group by status order by status")
+    assert audit == [{"status": "failed", "n": 1}, {"status": "loaded", "n": 4}]
