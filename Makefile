@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run test lint format bench simulate serve catalog lock clean
+.PHONY: run test lint format bench simulate serve catalog airflow lock clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ simulate: $(STAMP)  ## simulate one day of every source (ARGS="--date D --days N
 
 serve: $(STAMP)  ## serve the simulated sources over HTTP
 	$(VENV)/bin/edw simulate serve $(ARGS)
+
+airflow: $(STAMP)  ## Airflow standalone with the project's DAGs; UI on http://localhost:8080
+	EDW_DATA_DIR=$${EDW_DATA_DIR:-$(CURDIR)/data} AIRFLOW_HOME=$${AIRFLOW_HOME:-$(CURDIR)/data/airflow} \
+	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	AIRFLOW__COSMOS__ENABLE_TELEMETRY=False DO_NOT_TRACK=1 $(VENV)/bin/airflow standalone
 
 catalog: $(STAMP)
 	$(VENV)/bin/edw catalog
