@@ -24,7 +24,17 @@ from ..config import LOCAL_TZ, settings
 from ..warehouse import ColumnSpec, connect
 from . import suites
 from .parse import Parsed, SchemaError, parse_batch
-from .tables import AUDIT, QUARANTINE, RAW, ensure_pipeline_tables, raw_columns
+from .tables import (
+    AUDIT,
+    BATCHES,
+    QUARANTINE,
+    QUARANTINE_COLUMNS,
+    RAW,
+    VALIDATION_RESULTS,
+    WATERMARKS,
+    ensure_pipeline_tables,
+    raw_columns,
+)
 from .validate import RuleOutcome, run_suite
 
 ARROW_TYPES = {
@@ -245,6 +255,16 @@ def _resolve_rules(warehouse, feed: Feed, batch_id: str, frame: pd.DataFrame) ->
     return resolved
 
 
+def _keep_validation_result(feed: Feed, batch_id: str, gx_result: dict) -> Path:
+    """The run's Great Expectations result, kept for the auditors' Data Docs (``data/validation/``)."""
+    path = settings().data_dir / "validation" / feed.name / (batch_id.replace(":", "__") + ".json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(gx_result, ensure_ascii=False, default=str), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
 def _records_json(landed: pa.Table, rows: np.ndarray) -> list[str]:
     picked = landed.take(pa.array(rows, type=pa.int64())).to_pylist()
     return [json.dumps(rec, ensure_ascii=False, default=str) for rec in picked]
@@ -266,7 +286,7 @@ def validate_and_load(landed: LandedBatch | dict, warehouse_url: str | None = No
 
 def _validate_and_load(warehouse, feed: Feed, landed: LandedBatch) -> BatchResult:
     started = time.perf_counter()
-    added = ensure_pipeline_tables(warehouse, feed)
+    ensure_pipeline_tables(warehouse, feed)
     table = pq.read_table(landed.path)
     checksum = hashlib.sha256(Path(landed.path).read_bytes()).hexdigest()
     failure: tuple[str, str] | None = None
@@ -280,7 +300,8 @@ def _validate_and_load(warehouse, feed: Feed, landed: LandedBatch) -> BatchResul
     validate_seconds = 0.0
     if parsed is not None:
         rules = _resolve_rules(warehouse, feed, landed.batch_id, parsed.frame)
-        outcomes, _ = run_suite(f"{feed.name}__{landed.batch_id}", parsed.frame, rules)
+        outcomes, gx_result = run_suite(f"{feed.name}__{landed.batch_id}", parsed.frame, rules)
+        _keep_validation_result(feed, landed.batch_id, gx_result)
         outcomes.append(
             RuleOutcome(
                 "values_have_declared_types",
@@ -336,8 +357,6 @@ def _validate_and_load(warehouse, feed: Feed, landed: LandedBatch) -> BatchResul
                 "_source": landed.source,
             }
         )
-        from .tables import QUARANTINE_COLUMNS
-
         quarantine_table = _arrow(qframe, QUARANTINE_COLUMNS)
         rows_loaded, rows_quarantined, rows_rejected, status = raw_table.num_rows, len(q_rows), 0, "loaded"
     else:
@@ -367,8 +386,6 @@ def _validate_and_load(warehouse, feed: Feed, landed: LandedBatch) -> BatchResul
         "validate_seconds": validate_seconds,
         "load_seconds": 0.0,
     }
-    from .tables import BATCHES, VALIDATION_RESULTS
-
     results = pd.DataFrame(
         [
             {
@@ -411,8 +428,6 @@ def _validate_and_load(warehouse, feed: Feed, landed: LandedBatch) -> BatchResul
             mark = pd.DataFrame(
                 [{"feed": feed.name, "high_watermark": high, "batch_id": landed.batch_id, "updated_at": now}]
             )
-            from .tables import WATERMARKS
-
             previous = (
                 warehouse.query("select high_watermark from audit.watermarks where feed = ?", [feed.name])
                 .column(0)
@@ -438,8 +453,6 @@ def _validate_and_load(warehouse, feed: Feed, landed: LandedBatch) -> BatchResul
         extra_columns=list(parsed.extra_columns) if parsed else [],
         outcomes=outcomes,
     )
-    if added:
-        result.extra_columns = result.extra_columns  # new catalog columns were added to the raw table
     if failure is not None:
         raise BatchFailed(feed.name, landed.batch_id, failure[0], failure[1])
     return result
