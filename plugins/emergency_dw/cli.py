@@ -284,6 +284,20 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0 if _build() else 1
 
 
+def _docs() -> Path:
+    from .reports.data_docs import build_data_docs
+
+    with console.status("rendering the Great Expectations Data Docs"):
+        index = build_data_docs()
+    console.print(f"[green]Data Docs[/] {index}")
+    return index
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    _docs()
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_table, print_table
 
@@ -304,6 +318,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _print_batches(outcomes)
     console.rule("warehouse__build: dbt")
     built = _build()
+    docs = _docs()
     data = settings().data_dir
     lines = [
         f"[bold green]Done[/] in {time.perf_counter() - started:.1f} s. Outputs under {data}:",
@@ -311,6 +326,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"  raw lake (Parquet)   {settings().lake_dir / 'raw'}",
         f"  warehouse            {settings().warehouse_url}  (raw, quarantine, audit, staging, marts)",
         f"  Airflow (SQLite)     {data / 'airflow'}",
+        f"  validation reports   {docs}",
     ]
     console.print("\n".join(lines))
     failed = [o.feed for o in outcomes if o.state != "success"]
@@ -382,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("build", help="the dbt build (what the warehouse__build DAG runs)")
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("docs", help="render the auditors' reports (Great Expectations Data Docs)")
+    p.set_defaults(func=cmd_docs)
 
     p = sub.add_parser("evaluate", help="anomaly detection quality against the simulator's ground truth")
     p.set_defaults(func=cmd_evaluate)
