@@ -30,6 +30,9 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format plugins dags tests
 	$(VENV)/bin/ruff check --fix plugins dags tests
 
+bench: $(STAMP)  ## the benchmark at full scale (ARGS="--scale 0.1" for a quick one); writes data/bench/latest.json
+	$(VENV)/bin/edw bench $(ARGS)
+
 simulate: $(STAMP)  ## simulate one day of every source (ARGS="--date D --days N --scale S")
 	$(VENV)/bin/edw simulate $(ARGS)
 

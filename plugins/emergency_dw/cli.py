@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -306,6 +307,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import latest_path, run_bench
+
+    console.rule(f"edw bench: scale {args.scale}, stages {', '.join(args.stage)}")
+    figures = run_bench(args.postgres_url, scale=args.scale, day=args.date, stages=tuple(args.stage))
+    table = Table(title="Benchmark (baselines measured in the same run)")
+    for header in ("figure", "value", "unit", "target", "met", "detail"):
+        table.add_column(header, justify="right" if header == "value" else "left")
+    for f in figures:
+        met = "" if f.met is None else ("[green]yes[/]" if f.met else "[red]no[/]")
+        table.add_row(f.name, f"{f.value:,.2f}", f.unit, f.target, met, f.detail)
+    console.print(table)
+    console.print(f"written to {latest_path()}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .simulator.run import days_from
 
@@ -405,6 +422,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="anomaly detection quality against the simulator's ground truth")
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser(
+        "bench", help="the benchmark: every stage against same-run baselines (what `make bench` calls)"
+    )
+    p.add_argument("--scale", type=_scale, default=1.0)
+    p.add_argument("--date", type=_date, default=dt.date(2026, 11, 27))
+    p.add_argument(
+        "--stage",
+        action="append",
+        choices=["load", "validation", "city_day"],
+        help="only these stages (repeatable)",
+    )
+    p.add_argument(
+        "--postgres-url",
+        default=os.environ.get("EDW_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="a Postgres where the benchmark may create and drop a database",
+    )
+    p.set_defaults(func=cmd_bench, stage=None)
+
     p = sub.add_parser("run", help="the whole pipeline on the embedded default (what `make run` calls)")
     p.add_argument("--date", type=_date, default=default_date())
     p.add_argument("--days", type=int, default=1)
@@ -416,6 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "func", None) is cmd_bench and not args.stage:
+        args.stage = ["load", "validation", "city_day"]
     try:
         return args.func(args)
     except (ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
