@@ -1,0 +1,120 @@
+-- Response times per local day, town, channel and event category: incident counts, p50/p90 of each
+-- interval and the share of measured intervals within the channel's target (seed response_targets).
+-- Incremental: each run rebuilds whole days, the last `lookback_days` (seed incremental_lookback_days)
+-- before the latest day already built.
+
+{%- set intervals = ['alarm_handling', 'turnout', 'travel', 'response'] %}
+
+{{
+    config(
+        materialized='incremental',
+        unique_key='received_date',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+    )
+}}
+
+with incidents as (
+
+    select * from {{ ref('fct_incident_response') }}
+
+),
+
+targets as (
+
+    select * from {{ ref('response_targets') }}
+
+),
+
+lookback as (
+
+    select * from {{ ref('incremental_lookback_days') }}
+
+),
+
+incidents_to_aggregate as (
+
+    select * from incidents
+    {% if is_incremental() %}
+    where received_date >= (
+        select coalesce(max(received_date), date '1900-01-01') from {{ this }}
+    ) - (
+        select coalesce(max(lookback_days), 0) from lookback where model_name = 'agg_response_times_daily'
+    )
+    {% endif %}
+
+),
+
+channel_targets as (
+
+    select
+        channel,
+        {% for interval in intervals %}
+        max(case when interval_name = '{{ interval }}' then target_seconds end)
+            as {{ interval }}_target_seconds{{ "," if not loop.last }}
+        {% endfor %}
+    from targets
+    group by channel
+
+),
+
+scored as (
+
+    select
+        incidents.received_date,
+        incidents.town_code,
+        incidents.channel,
+        incidents.event_category,
+        incidents.has_dispatch,
+        {% for interval in intervals %}
+        incidents.{{ interval }}_seconds,
+        channel_targets.{{ interval }}_target_seconds,
+        case
+            when incidents.{{ interval }}_seconds is null or channel_targets.{{ interval }}_target_seconds is null
+                then null
+            when incidents.{{ interval }}_seconds <= channel_targets.{{ interval }}_target_seconds
+                then 1.0
+            else 0.0
+        end as {{ interval }}_within_target{{ "," if not loop.last }}
+        {% endfor %}
+    from incidents_to_aggregate as incidents
+    left join channel_targets
+        on incidents.channel = channel_targets.channel
+
+),
+
+aggregated as (
+
+    select
+        received_date,
+        town_code,
+        channel,
+        event_category,
+        count(*) as incident_count,
+        count(case when has_dispatch then 1 end) as dispatched_incident_count,
+        {% for interval in intervals %}
+        max({{ interval }}_target_seconds) as {{ interval }}_target_seconds,
+        count({{ interval }}_seconds) as {{ interval }}_measured_count,
+        cast({{ continuous_percentile(interval ~ '_seconds', 0.5) }} as double precision)
+            as {{ interval }}_p50_seconds,
+        cast({{ continuous_percentile(interval ~ '_seconds', 0.9) }} as double precision)
+            as {{ interval }}_p90_seconds,
+        cast(avg({{ interval }}_within_target) as double precision)
+            as {{ interval }}_within_target_share{{ "," if not loop.last }}
+        {% endfor %}
+    from scored
+    group by
+        received_date,
+        town_code,
+        channel,
+        event_category
+
+),
+
+final as (
+
+    select * from aggregated
+
+)
+
+select * from final
