@@ -326,7 +326,7 @@ def test_dbt_builds_the_warehouse_from_the_ingested_day(ingested: Ingested):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EDW_DATA_DIR", str(ingested.root / "data"))
         run = run_dbt(["build"], warehouse_url=ingested.url)
-    failed = [r for r in run.results if r["status"] not in ("success", "pass")]
+    failed = [r for r in run.results if r["status"] not in ("success", "pass", "warn", "no-op")]
     assert run.success and not failed, (run.error, failed[:5])
     models = {r["node"] for r in run.results if r["node"].startswith("model.")}
     assert {f"model.emergency_dw.stg_{f.department}__{f.name}" for f in catalog.FEEDS} <= models
