@@ -8,6 +8,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -82,13 +85,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def api_server(simulated: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The simulator's HTTP server, started for real as `edw simulate serve` in its own process."""
+@contextmanager
+def serve_simulator(simulated: Path, log: Path, fault_rate: float = 0.2) -> Iterator[dict]:
+    """`edw simulate serve` for real, in its own process, over ``simulated``; yields base URL and token."""
     port = free_port()
     token = "test-token-" + str(port)
     env = dict(os.environ, EDW_DATA_DIR=str(simulated.parent), EDW_SIM_API_TOKEN=token)
-    log = tmp_path_factory.mktemp("server") / "server.log"
+    env.pop("EDW_SIM_ADMIN_TOKEN", None)  # the admin endpoint takes the API token
     with log.open("w") as out:
         proc = subprocess.Popen(
             [
@@ -100,7 +103,7 @@ def api_server(simulated: Path, tmp_path_factory: pytest.TempPathFactory):
                 "--port",
                 str(port),
                 "--fault-rate",
-                "0.2",
+                str(fault_rate),
             ],
             env=env,
             stdout=out,
@@ -121,6 +124,27 @@ def api_server(simulated: Path, tmp_path_factory: pytest.TempPathFactory):
     else:
         proc.kill()
         raise RuntimeError(f"the simulator's server did not answer within 30 s: {log.read_text()}")
-    yield {"base": base, "token": token, "process": proc, "log": log}
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        yield {"base": base, "token": token, "process": proc, "log": log}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def api_server(simulated: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The simulator's HTTP server, started for real as `edw simulate serve` in its own process."""
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with serve_simulator(simulated, log, fault_rate=0.2) as server:
+        yield server
+
+
+# What the reliability tests tried and survived, reported at the end of the run.
+RELIABILITY: Counter = Counter()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if RELIABILITY:
+        terminalreporter.section("reliability")
+        for name, count in sorted(RELIABILITY.items()):
+            terminalreporter.write_line(f"{name}: {count}")

@@ -198,9 +198,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             raise ValueError("name the feed the file belongs to: edw ingest FEED --file PATH")
         from .pipeline.ingest import BatchFailed, land_file, validate_and_load
 
-        landed = land_file(args.feed, Path(args.file))
         try:
-            result = validate_and_load(landed)
+            result = validate_and_load(land_file(args.feed, Path(args.file)))
         except BatchFailed as exc:
             console.print(f"[red]batch failed:[/] {exc}")
             return 1
@@ -265,7 +264,7 @@ def _build() -> bool:
     with console.status("dbt build (seeds, staging, intermediate, marts and their tests)"):
         started = time.perf_counter()
         run = run_dbt(["build"])
-    failed = [r for r in run.results if r["status"] not in ("success", "pass")]
+    failed = [r for r in run.results if r["status"] not in ("success", "pass", "warn", "no-op")]
     kinds = {}
     for r in run.results:
         kinds[r["node"].split(".")[0]] = kinds.get(r["node"].split(".")[0], 0) + 1

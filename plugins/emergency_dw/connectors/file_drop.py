@@ -25,6 +25,7 @@ from ..catalog import Feed
 from .base import Extract, SourceError
 
 DATE_STAMP = re.compile(r"(?<!\d)(\d{8})(?!\d)")
+MERGE_CELL = re.compile(rb'<(?:\w+:)?mergeCell\s+ref="([A-Z]+[0-9]+:[A-Z]+[0-9]+)"')
 
 
 def incoming_dir(feed: Feed, root: Path) -> Path:
@@ -115,7 +116,8 @@ def read_file(feed: Feed, path: Path) -> pa.Table:
         if fmt == "xlsx":
             return _read_xlsx(feed, path)
         if fmt == "parquet":
-            return pq.read_table(path)
+            table = pq.read_table(path)
+            return table.rename_columns(_unique_names(table.column_names))
     except SourceError:
         raise
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, pa.ArrowException) as exc:
@@ -156,29 +158,123 @@ def mark_processed(paths: list[Path], root: Path) -> list[Path]:
     return moved
 
 
+HEADER_SEARCH_ROWS = 10  # a title or a note above the header row: look this far down for the header
+
+
+def _header_row(feed: Feed, rows: list[list[Any]]) -> int:
+    """Which of the first rows is the header: the first naming at least half of the feed's columns
+    (and two). Rows above it are a title or notes (a department's report layout); 0 when none does."""
+    headers = {c.header for c in feed.columns}
+    needed = max(2, (len(headers) + 1) // 2) if len(headers) > 1 else 1
+    for index, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
+        names = {str(v).strip() for v in row if v is not None}
+        if len(names & headers) >= needed:
+            return index
+    return 0
+
+
 def _read_csv(feed: Feed, path: Path) -> pa.Table:
     data = path.read_bytes()
+    encoding = feed.encoding
+    if encoding.replace("-", "").lower() in ("gb18030", "gbk", "gb2312") and not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:  # Chinese text in gb18030 is almost never valid utf-8: this file was saved as utf-8
+            raise SourceError(
+                f"feed {feed.name}: {path} is utf-8 text, not {encoding} (the catalog's declared encoding); "
+                "ask the department for the file in the declared encoding, or correct the catalog's `encoding`"
+            )
     try:
-        text = data.decode(feed.encoding)
+        text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise SourceError(
-            f"feed {feed.name}: {path} is not valid {feed.encoding} (the catalog's declared encoding): "
+            f"feed {feed.name}: {path} is not valid {encoding} (the catalog's declared encoding): "
             f"byte {exc.start} ({data[exc.start : exc.start + 4].hex(' ')}...) does not decode; "
             "ask the department for the file in the declared encoding, or correct the catalog's `encoding`"
         ) from None
     text = text.removeprefix("\ufeff")  # a byte-order mark Excel puts before utf-8 text
     if not text.strip():
         raise SourceError(f"feed {feed.name}: {path} is empty (not even a header row)")
-    header = next(csv.reader(io.StringIO(text)))
-    return pa_csv.read_csv(
-        io.BytesIO(text.encode("utf-8")),
-        read_options=pa_csv.ReadOptions(encoding="utf-8"),
-        convert_options=pa_csv.ConvertOptions(
-            column_types={name: pa.string() for name in header},
-            null_values=[""],
-            strings_can_be_null=True,
-        ),
-    )
+    first: list[list[str]] = []
+    ends: list[int] = []  # the line each of the first records ends on
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, len(text) + 1))  # a huge field is data, not a reason to fail
+    try:
+        reader = csv.reader(io.StringIO(text))
+        for record in reader:
+            first.append(record)
+            ends.append(reader.line_num)
+            if len(first) >= HEADER_SEARCH_ROWS:
+                break
+    except csv.Error as exc:
+        if not first:
+            raise SourceError(f"feed {feed.name}: {path} has no readable csv header row ({exc})") from None
+    finally:
+        csv.field_size_limit(limit)
+    skip = _header_row(feed, first)
+    if skip:  # drop the title lines above the header
+        cut = 0
+        for _ in range(ends[skip - 1]):
+            cut = text.find("\n", cut) + 1
+        text = text[cut:]
+    header = first[skip]
+    ragged: list = []
+
+    def keep(row) -> str:
+        ragged.append(row)
+        return "skip"
+
+    encoded = text.encode("utf-8")
+
+    def parse(block_size: int) -> pa.Table:
+        ragged.clear()
+        return pa_csv.read_csv(
+            io.BytesIO(encoded),
+            read_options=pa_csv.ReadOptions(encoding="utf-8", block_size=block_size),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=keep),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={name: pa.string() for name in header},
+                null_values=[""],
+                strings_can_be_null=True,
+            ),
+        )
+
+    try:
+        table = parse(1 << 20)
+    except pa.ArrowInvalid as exc:
+        if "straddl" not in str(exc):
+            raise
+        table = parse(len(encoded) + 1)  # a row longer than a block (a huge field): one block for all
+    table = table.rename_columns(_unique_names(table.column_names))
+    if ragged:  # never load a file with rows dropped: the whole file fails, naming the rows
+        example = ragged[0]
+        raise SourceError(
+            f"feed {feed.name}: {path} has {len(ragged)} row(s) whose fields do not match the header's "
+            f"{example.expected_columns} (an unbalanced quote or a stray delimiter); the first has "
+            f"{example.actual_columns} field(s): {example.text[:120]!r}; ask the department to send it again"
+        )
+    return table
+
+
+def _merged_ranges(sheet) -> list[tuple[int, int, int, int]]:
+    """The sheet's merged cell ranges (min_col, min_row, max_col, max_row), from its XML (read-only
+    worksheets do not expose them)."""
+    from openpyxl.utils.cell import range_boundaries
+
+    found: list[tuple[int, int, int, int]] = []
+    source = sheet._get_source()
+    try:
+        tail = b""
+        while chunk := source.read(1 << 20):
+            block = tail + chunk
+            found += [range_boundaries(ref.decode()) for ref in MERGE_CELL.findall(block)]
+            cut = block.rfind(b"<")  # a tag cut by the chunk boundary is matched with the next chunk
+            tail = block[cut:] if cut >= 0 and b">" not in block[cut:] else b""
+    finally:
+        source.close()
+    return found
 
 
 def _read_xlsx(feed: Feed, path: Path) -> pa.Table:
@@ -192,18 +288,28 @@ def _read_xlsx(feed: Feed, path: Path) -> pa.Table:
                 f"feed {feed.name}: {path} has no sheet {sheet!r} (it has {', '.join(workbook.sheetnames)}); "
                 "ask the department to keep the agreed sheet name, or correct the catalog's `sheet`"
             )
-        rows = [
-            row
-            for row in (workbook[sheet] if sheet else workbook.worksheets[0]).iter_rows(values_only=True)
-            if any(v is not None and v != "" for v in row)
-        ]
+        worksheet = workbook[sheet] if sheet else workbook.worksheets[0]
+        grid = [list(row) for row in worksheet.iter_rows(min_row=1, min_col=1, values_only=True)]
+        merged = _merged_ranges(worksheet) if hasattr(worksheet, "_get_source") else []
     finally:
         workbook.close()
+    for min_col, min_row, max_col, max_row in merged:  # a merged cell's value belongs to each of its cells
+        if min_row > len(grid) or min_col > len(grid[min_row - 1]):
+            continue
+        value = grid[min_row - 1][min_col - 1]
+        for r in range(min_row - 1, min(max_row, len(grid))):
+            row = grid[r]
+            row.extend([None] * (max_col - len(row)))
+            for c in range(min_col - 1, max_col):
+                row[c] = value
+    rows = [row for row in grid if any(v is not None and v != "" for v in row)]
     if not rows:
         raise SourceError(f"feed {feed.name}: sheet {sheet!r} of {path} is empty (not even a header row)")
-    header, body = rows[0], rows[1:]
-    width = max(len(r) for r in rows)
-    columns: dict[str, pa.Array] = {}
+    start = _header_row(feed, rows)  # a title above the header (often merged across it) is skipped
+    header, body = rows[start], rows[start + 1 :]
+    width = max(len(r) for r in rows[start:])
+    names: list[str] = []
+    arrays: list[pa.Array] = []
     for i in range(width):
         name = header[i] if i < len(header) else None
         values = [r[i] if i < len(r) else None for r in body]
@@ -211,8 +317,32 @@ def _read_xlsx(feed: Feed, path: Path) -> pa.Table:
             if all(v is None for v in values):
                 continue  # a blank column Excel counts in the sheet's dimension
             name = f"column_{i + 1}"
-        columns[str(name)] = _array(values)
-    return pa.table(columns)
+        names.append(str(name))
+        arrays.append(_array(values))
+    return pa.table(arrays, names=_unique_names(names))
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """Headers made unique: a repeated header's later columns become ``<name>__2``, ``<name>__3``, ...
+    (kept as extra columns, never overwriting the first)."""
+    seen: dict[str, int] = {}
+    taken = set(names)
+    out = []
+    for name in names:
+        if name not in seen:
+            seen[name] = 1
+            out.append(name)
+            continue
+        n = seen[name]
+        while True:
+            n += 1
+            candidate = f"{name}__{n}"
+            if candidate not in taken:
+                break
+        seen[name] = n
+        taken.add(candidate)
+        out.append(candidate)
+    return out
 
 
 def _array(values: list[Any]) -> pa.Array:

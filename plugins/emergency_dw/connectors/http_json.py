@@ -3,7 +3,8 @@
 ``GET <base><endpoint>?updated_since=&updated_until=&page=&page_size=`` answers
 ``{"feed", "page", "page_size", "total", "next_page", "data": [...]}``; the interval is
 ``(updated_since, updated_until]``. Transient failures (429, 5xx, timeouts, dropped connections,
-truncated or malformed JSON) are retried with exponential backoff and jitter; a refused token or a
+truncated or malformed JSON, an empty page while ``total`` says records remain) are retried with
+exponential backoff and jitter; a refused token or a
 wrong endpoint fails at once. The pull is checked complete: records received == ``total``.
 """
 
@@ -59,7 +60,7 @@ def extract_http(
             if page in seen_pages:
                 raise SourceError(f"feed {feed.name}: {url} sent page {page} twice (next_page loops)")
             seen_pages.add(page)
-            body = _get_page(client, feed, url, {**params, "page": page}, settings, counts)
+            body = _get_page(client, feed, url, {**params, "page": page}, settings, counts, len(records))
             if total is None:
                 total = body["total"]
             elif body["total"] != total:
@@ -105,14 +106,17 @@ def records_to_table(records: list[dict[str, Any]], empty_columns: list[str]) ->
 
 
 def _array(values: list[Any]) -> pa.Array:
-    """Arrow's inferred type, or text when a column mixes kinds (a number where text was, ...)."""
-    try:
-        return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.array(
-            [v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in values],
-            pa.string(),
-        )
+    """Arrow's inferred type, or text when a column mixes kinds (a number where text was, ...) or holds
+    JSON objects or lists (kept as their JSON text: no record field is a nested structure)."""
+    if not any(isinstance(v, (dict, list)) for v in values):
+        try:
+            return pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+    return pa.array(
+        [v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False) for v in values],
+        pa.string(),
+    )
 
 
 def _get_page(
@@ -122,7 +126,9 @@ def _get_page(
     params: dict[str, Any],
     settings: HttpSettings,
     counts: dict[str, int],
+    received: int = 0,
 ) -> dict[str, Any]:
+    """One page, retried while it fails transiently; ``received``: records of the earlier pages."""
     policy = settings.retry
     last = "no attempt made"
     for attempt in range(1, policy.max_attempts + 1):
@@ -130,7 +136,13 @@ def _get_page(
             counts["retries"] += 1
         counts["requests"] += 1
         try:
-            return _attempt(client, feed, url, params, settings)
+            body = _attempt(client, feed, url, params, settings)
+            if not body["data"] and body["total"] > received:
+                raise _Transient(
+                    f"HTTP 200 with an empty page {params['page']} while total {body['total']} says "
+                    f"{body['total'] - received} more records remain"
+                )
+            return body
         except _Transient as exc:
             last = exc.last
             if attempt < policy.max_attempts:

@@ -23,7 +23,7 @@ from ..catalog import Feed, FileDrop, get_feed
 from ..config import LOCAL_TZ, settings
 from ..warehouse import ColumnSpec, connect
 from . import suites
-from .parse import Parsed, SchemaError, parse_batch
+from .parse import Parsed, SchemaError, parse_batch, storable_json
 from .tables import (
     AUDIT,
     BATCHES,
@@ -161,7 +161,10 @@ def extract_and_land(feed_name: str, start: dt.datetime, end: dt.datetime) -> La
 
 
 def land_file(feed_name: str, path: Path) -> LandedBatch:
-    """A department's exported file, landed as a batch of its own (``edw ingest FEED --file PATH``)."""
+    """A department's exported file, landed as a batch of its own (``edw ingest FEED --file PATH``).
+
+    Raises ``BatchFailed`` (rule ``source_readable``) when the file cannot be read as what it claims."""
+    from ..connectors.base import SourceError
     from ..connectors.file_drop import read_file
 
     feed = get_feed(feed_name)
@@ -183,7 +186,10 @@ def land_file(feed_name: str, path: Path) -> LandedBatch:
     started = time.perf_counter()
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     batch_id = f"{feed.name}:file:{digest}"
-    table = read_file(reader_feed, path)
+    try:
+        table = read_file(reader_feed, path)
+    except SourceError as exc:
+        raise BatchFailed(feed.name, batch_id, "source_readable", str(exc)) from exc
     landed = lake_path(feed, batch_id, dt.datetime.now(LOCAL_TZ).date())
     _write_atomic(landed, _stringify_nested(table))
     return LandedBatch(
@@ -210,13 +216,59 @@ def _arrow(frame: pd.DataFrame, columns: list[ColumnSpec]) -> pa.Table:
     return pa.table(arrays, names=[c.name for c in columns])
 
 
-def _resolve_rules(warehouse, feed: Feed, batch_id: str, frame: pd.DataFrame) -> list[dict]:
-    """Fill in hand-written rules' run-time parts: reference sets and row-count bands."""
+def batch_window(landed: LandedBatch) -> tuple[dt.datetime, dt.datetime]:
+    """The interval a batch's ``window`` rules are measured from: the batch's own; for a file sent on its
+    own (no interval), the local day of the date stamp in its name, else the local day it was loaded."""
+    if landed.interval_start and landed.interval_end:
+        start = pd.Timestamp(landed.interval_start).to_pydatetime()
+        return start, pd.Timestamp(landed.interval_end).to_pydatetime()
+    from ..connectors.file_drop import file_date
+
+    day = file_date(Path(landed.source)) if landed.source else None
+    if day is None:
+        loaded = pd.Timestamp(landed.started_at) if landed.started_at else pd.Timestamp.now(tz="UTC")
+        loaded = loaded.tz_localize("UTC") if loaded.tzinfo is None else loaded
+        day = loaded.tz_convert(LOCAL_TZ).date()
+    return day_interval(day)
+
+
+def _window(rule: dict, window: dict, interval: tuple[dt.datetime, dt.datetime] | None) -> None:
+    """``{"window": {"column", "days_before", "days_after"}}``: the column's values lie within the batch's
+    interval widened by those days (either bound may be left out)."""
+    column = window["column"]
+    rule["kwargs"].setdefault("column", column)
+    if interval is None:
+        rule["skipped"] = "the batch has no interval to measure the window from"
+        return
+    start, end = interval
+    bounds = []
+    if window.get("days_before") is not None:
+        low = start - dt.timedelta(days=float(window["days_before"]))
+        rule["kwargs"]["min_value"] = low
+        bounds.append(f"from {low.astimezone(LOCAL_TZ):%Y-%m-%d %H:%M}")
+    if window.get("days_after") is not None:
+        high = end + dt.timedelta(days=float(window["days_after"]))
+        rule["kwargs"]["max_value"] = high
+        bounds.append(f"until {high.astimezone(LOCAL_TZ):%Y-%m-%d %H:%M}")
+    rule["description"] = f"{rule.get('description', '')} ({column} {' '.join(bounds)} local time)".strip()
+
+
+def _resolve_rules(
+    warehouse,
+    feed: Feed,
+    batch_id: str,
+    frame: pd.DataFrame,
+    interval: tuple[dt.datetime, dt.datetime] | None = None,
+) -> list[dict]:
+    """Fill in hand-written rules' run-time parts: reference sets, row-count bands, time windows."""
     resolved = []
     for original in suites.all_rules(suites.load_suite(feed)):
         r = json.loads(json.dumps(original))
         ref = r.pop("reference", None)
         history = r.pop("history", None)
+        window = r.pop("window", None)
+        if window:
+            _window(r, window, interval)
         if ref:
             schema, table = ref["table"].split(".")
             try:
@@ -267,7 +319,7 @@ def _keep_validation_result(feed: Feed, batch_id: str, gx_result: dict) -> Path:
 
 def _records_json(landed: pa.Table, rows: np.ndarray) -> list[str]:
     picked = landed.take(pa.array(rows, type=pa.int64())).to_pylist()
-    return [json.dumps(rec, ensure_ascii=False, default=str) for rec in picked]
+    return [storable_json(rec) for rec in picked]
 
 
 def validate_and_load(landed: LandedBatch | dict, warehouse_url: str | None = None) -> BatchResult:
@@ -299,7 +351,7 @@ def _validate_and_load(warehouse, feed: Feed, landed: LandedBatch) -> BatchResul
         failure = ("columns_match_catalog", str(exc))
     validate_seconds = 0.0
     if parsed is not None:
-        rules = _resolve_rules(warehouse, feed, landed.batch_id, parsed.frame)
+        rules = _resolve_rules(warehouse, feed, landed.batch_id, parsed.frame, batch_window(landed))
         outcomes, gx_result = run_suite(f"{feed.name}__{landed.batch_id}", parsed.frame, rules)
         _keep_validation_result(feed, landed.batch_id, gx_result)
         outcomes.append(
@@ -347,7 +399,7 @@ def _validate_and_load(warehouse, feed: Feed, landed: LandedBatch) -> BatchResul
                 "_row": q_rows,
                 "_failed_rules": [json.dumps(failed_by_row.get(int(r), [])) for r in q_rows],
                 "_errors": [
-                    json.dumps(parsed.type_errors.get(int(r), []), ensure_ascii=False)
+                    storable_json(parsed.type_errors.get(int(r), []))
                     if int(r) in parsed.type_errors
                     else None
                     for r in q_rows
@@ -376,7 +428,7 @@ def _validate_and_load(warehouse, feed: Feed, landed: LandedBatch) -> BatchResul
         "error": f"feed {feed.name}, batch {landed.batch_id}, rule {failure[0]}: {failure[1]}"
         if failure
         else None,
-        "extra_columns": json.dumps(parsed.extra_columns if parsed else []),
+        "extra_columns": storable_json(parsed.extra_columns if parsed else []),
         "source": landed.source,
         "landed_path": landed.path,
         "checksum": checksum,
@@ -397,9 +449,7 @@ def _validate_and_load(warehouse, feed: Feed, landed: LandedBatch) -> BatchResul
                 "severity": o.severity,
                 "success": o.success,
                 "unexpected_count": o.unexpected_count,
-                "observed": json.dumps(o.observed, ensure_ascii=False, default=str)
-                if o.observed is not None
-                else None,
+                "observed": storable_json(o.observed) if o.observed is not None else None,
                 "skipped": o.skipped,
                 "description": o.description,
                 "validated_at": now,

@@ -87,7 +87,8 @@ def convert(col: Column, values: pd.Series, zone: str) -> pd.Series:
             return numbers.where(whole).astype("Int64")
         return numbers
     text = values.astype("string").str.strip()
-    return text.where(text != "", pd.NA)
+    # A NUL character fits no database's text column (Postgres refuses it): a defect, never stripped.
+    return text.where((text != "") & ~text.str.contains("\x00", regex=False), pd.NA)
 
 
 def parse_batch(feed: Feed, table: pa.Table) -> Parsed:
@@ -123,15 +124,19 @@ def parse_batch(feed: Feed, table: pa.Table) -> Parsed:
             present &= (raw.astype("string").str.strip() != "").fillna(True)
         lost = np.flatnonzero((present & typed.isna()).to_numpy(dtype=bool, na_value=False))
         for row in lost:
-            errors.setdefault(int(row), []).append(
-                f"{col.name}: {str(raw.iat[row])[:60]!r} is not a valid {col.type}"
+            value = str(raw.iat[row])
+            problem = (
+                "contains a NUL character (\\x00), which a text column cannot hold"
+                if col.type == "string"
+                else f"is not a valid {col.type}"
             )
+            errors.setdefault(int(row), []).append(f"{col.name}: {value[:60]!r} {problem}")
         frame[col.name] = typed
     frame["_row"] = np.arange(len(frame), dtype="int64")
     if extras:
         values = delivered[extras].astype(object).where(delivered[extras].notna(), None)
         frame["_extra"] = [
-            json.dumps(dict(zip(extras, map(_jsonable, row), strict=True)), ensure_ascii=False)
+            storable_json(dict(zip(extras, map(_jsonable, row), strict=True)))
             for row in values.itertuples(index=False)
         ]
     else:
@@ -139,11 +144,32 @@ def parse_batch(feed: Feed, table: pa.Table) -> Parsed:
     return Parsed(frame.reset_index(drop=True), errors, extras)
 
 
+def _without_nul(value):
+    if isinstance(value, str):
+        return value.replace("\x00", "\\u0000")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def storable_json(value) -> str:
+    """``value`` as JSON text every warehouse's JSON column accepts: Postgres' jsonb refuses the NUL
+    character, so a NUL inside a string is written as the visible text ``\\u0000`` (the raw lake keeps
+    the value as delivered)."""
+    return json.dumps(_without_nul(value), ensure_ascii=False, default=str)
+
+
 def _jsonable(value):
     if value is None:
         return None
     if isinstance(value, (pd.Timestamp,)):
         return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):  # a list column of a parquet file
+        return [_jsonable(v) for v in value]
     if hasattr(value, "item"):
         return value.item()
     return value if isinstance(value, (str, int, float, bool)) else str(value)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from ..catalog import Feed
 from ..warehouse import ColumnSpec
 
 RAW, QUARANTINE, AUDIT = "raw", "quarantine", "audit"
+log = logging.getLogger(__name__)
 
 LINEAGE = [
     ColumnSpec("_batch_id", "string", nullable=False),
@@ -79,6 +82,42 @@ WATERMARKS = [
 ]
 
 
+def masked_quarantine_view(feed: Feed) -> str:
+    """The auditors' view of ``quarantine.<feed>`` with personal fields masked (feeds with PII only)."""
+    return f"quarantine_{feed.name}"
+
+
+def ensure_masked_quarantine(warehouse, feed: Feed) -> bool:
+    """Postgres: ``audit.quarantine_<feed>``, the feed's quarantine with its personal fields masked in
+    ``_record`` (keyed by the source's headers) and ``_errors``, readable by ``auditor``. DuckDB has no
+    roles: nothing to do. Returns True when the view was created or changed."""
+    pii = [c for c in feed.columns if c.pii]
+    if warehouse.dialect != "postgres" or not pii:
+        return False
+    from ..warehouse.masking import ensure_masked_view
+
+    try:
+        return ensure_masked_view(
+            warehouse,
+            QUARANTINE,
+            feed.name,
+            AUDIT,
+            masked_quarantine_view(feed),
+            record_keys=sorted({c.header for c in pii} | {c.name for c in pii}),
+            error_columns=[c.name for c in pii],
+        )
+    except Exception as exc:  # noqa: BLE001 - a missing view must not stop the feed's data from loading
+        log.warning(
+            "feed %s: could not create the masked quarantine view audit.%s (%s: %s); auditors cannot read "
+            "its quarantine until it exists (the role running the pipeline must own it)",
+            feed.name,
+            masked_quarantine_view(feed),
+            type(exc).__name__,
+            exc,
+        )
+        return False
+
+
 def ensure_pipeline_tables(warehouse, feed: Feed) -> list[str]:
     """Create what a feed's batch writes to; returns raw columns added to an existing table."""
     for schema in (RAW, QUARANTINE, AUDIT):
@@ -88,4 +127,5 @@ def ensure_pipeline_tables(warehouse, feed: Feed) -> list[str]:
     warehouse.ensure_table(AUDIT, "batches", BATCHES, primary_key=["batch_id"])
     warehouse.ensure_table(AUDIT, "validation_results", VALIDATION_RESULTS)
     warehouse.ensure_table(AUDIT, "watermarks", WATERMARKS, primary_key=["feed"])
+    ensure_masked_quarantine(warehouse, feed)
     return added

@@ -5,10 +5,18 @@
 ``{"feed", "page", "page_size", "total", "next_page", "data": [...]}``. Records come in
 ``(updated_at, key)`` order; timestamps carry the source's offset (+08:00). Some first attempts are
 answered 429 (with ``Retry-After``) or 503, as real gateways do; the same request retried succeeds.
+
+Tests (and drills) can tell the server to misbehave on purpose: ``POST /admin/faults`` with the admin
+bearer token (``EDW_SIM_ADMIN_TOKEN``, else the API token) and a fault plan
+``{"feed": "alerts_110", "faults": ["500", "timeout"], "times": N}`` answers the feed's next ``N`` data
+requests with those faults in turn (see :data:`FAULT_KINDS`); ``"records": [...]`` instead adds those
+records to what the feed serves for its next ``N`` requests (bad input arriving through the API).
+``GET /admin/faults`` shows the plans and how many faults were injected; ``DELETE /admin/faults`` clears them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -22,7 +30,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..catalog import Feed, all_feeds
@@ -30,6 +38,18 @@ from ..config import LOCAL_TZ
 from .scenario import Scenario, load_scenario
 
 TOKEN_ENV = "EDW_SIM_API_TOKEN"
+ADMIN_TOKEN_ENV = "EDW_SIM_ADMIN_TOKEN"
+
+# What ``POST /admin/faults`` can make a data request suffer:
+FAULT_KINDS = {
+    "500": "HTTP 500 Internal Server Error",
+    "503": "HTTP 503 Service Unavailable",
+    "429": "HTTP 429 Too Many Requests with Retry-After",
+    "timeout": "no answer for sleep_seconds (longer than the client's timeout), then the page",
+    "truncated_json": "HTTP 200 whose JSON body is cut in half (complete HTTP, broken JSON)",
+    "drop_connection": "HTTP 200 headers and half the body, then the connection is closed",
+    "empty_page": "HTTP 200 with data [] while total still counts the records",
+}
 
 
 def api_token() -> str:
@@ -94,19 +114,93 @@ def _parse_time(text: str | None, name: str) -> pd.Timestamp | None:
     return stamp.tz_localize(LOCAL_TZ).tz_convert("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
+class DroppedConnection(ConnectionAbortedError):
+    """Raised inside a streaming response on purpose: the server closes the socket mid-body."""
+
+
+class FaultPlanError(ValueError):
+    pass
+
+
+def parse_fault_plan(body: object, feeds: dict[str, Feed]) -> dict:
+    """A checked fault plan from the admin request's JSON body."""
+    if not isinstance(body, dict):
+        raise FaultPlanError("the fault plan must be a JSON object")
+    names = {f.name for f in feeds.values()}
+    feed = body.get("feed")
+    if feed not in names:
+        raise FaultPlanError(
+            f"feed must be one of the API's feeds ({', '.join(sorted(names))}), got {feed!r}"
+        )
+    faults = body.get("faults", [])
+    records = body.get("records")
+    if not isinstance(faults, list) or not all(isinstance(f, str) for f in faults):
+        raise FaultPlanError("faults must be a list of fault names")
+    unknown = [f for f in faults if f not in FAULT_KINDS]
+    if unknown:
+        raise FaultPlanError(f"unknown fault(s) {unknown}; use {sorted(FAULT_KINDS)}")
+    if records is not None and (
+        not isinstance(records, list) or not all(isinstance(r, dict) for r in records)
+    ):
+        raise FaultPlanError("records must be a list of JSON objects")
+    if not faults and records is None:
+        raise FaultPlanError("give faults (a list of fault names) or records (a list of records)")
+    if faults and records is not None:
+        raise FaultPlanError("give faults or records, not both, in one plan")
+    times = body.get("times", 1)
+    if not isinstance(times, int) or isinstance(times, bool) or times < 1:
+        raise FaultPlanError(f"times must be a whole number >= 1, got {times!r}")
+    sleep = body.get("sleep_seconds", 5.0)
+    if not isinstance(sleep, (int, float)) or isinstance(sleep, bool) or not 0 <= sleep <= 600:
+        raise FaultPlanError(f"sleep_seconds must be a number of seconds within 0..600, got {sleep!r}")
+    return {
+        "feed": feed,
+        "faults": faults,
+        "records": records,
+        "remaining": times,
+        "times": times,
+        "sleep_seconds": float(sleep),
+        "served": 0,
+    }
+
+
 class SimulatedApis:
     def __init__(
-        self, sources_dir: Path, token: str, scenario: Scenario | None = None, fault_rate: float | None = None
+        self,
+        sources_dir: Path,
+        token: str,
+        scenario: Scenario | None = None,
+        fault_rate: float | None = None,
+        admin_token: str | None = None,
     ) -> None:
         self.sources_dir = sources_dir
         self.token = token
+        self.admin_token = admin_token or token
         self.scenario = scenario or load_scenario()
         self.fault_rate = self.scenario.http["fault_rate"] if fault_rate is None else fault_rate
         self.feeds = {f.connector.endpoint: f for f in all_feeds() if f.connector_kind == "http_json"}  # type: ignore[union-attr]
         self.stores = {f.name: FeedStore(sources_dir / "http" / f.name, f) for f in self.feeds.values()}
         self.attempts: dict[str, int] = {}
         self.counts = {"requests": 0, "429": 0, "503": 0, "401": 0}
+        self.plans: dict[str, dict] = {}  # feed -> the fault plan being served
+        self.injected: dict[str, int] = {}  # fault kind -> how many times it was served
         self._lock = threading.Lock()
+
+    def _planned(self, feed: Feed) -> tuple[str | None, list | None, float]:
+        """The fault (or extra records) the feed's plan gives this request, and the plan's sleep."""
+        with self._lock:
+            plan = self.plans.get(feed.name)
+            if plan is None or plan["remaining"] <= 0:
+                return None, None, 0.0
+            plan["remaining"] -= 1
+            served = plan["served"]
+            plan["served"] += 1
+            if plan["records"] is not None:
+                self.injected["records"] = self.injected.get("records", 0) + 1
+                return None, plan["records"], 0.0
+            kind = plan["faults"][served % len(plan["faults"])]
+            self.injected[kind] = self.injected.get(kind, 0) + 1
+            return kind, None, plan["sleep_seconds"]
 
     def _fault(self, request: Request) -> Response | None:
         """A first attempt at some requests gets 429 or 503; a retry of the same request never does."""
@@ -133,10 +227,53 @@ class SimulatedApis:
     async def health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "feeds": len(self.feeds)})
 
-    def _authorised(self, request: Request) -> bool:
+    def _authorised(self, request: Request, token: str | None = None) -> bool:
         header = request.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
-        return scheme.lower() == "bearer" and secrets.compare_digest(value.strip(), self.token)
+        expected = token or self.token
+        return scheme.lower() == "bearer" and secrets.compare_digest(
+            value.strip().encode(), expected.encode()
+        )
+
+    def _fault_state(self) -> dict:
+        with self._lock:
+            return {
+                "plans": [
+                    {k: v for k, v in plan.items() if k != "records"}
+                    | {"records": len(plan["records"]) if plan["records"] is not None else None}
+                    for plan in self.plans.values()
+                ],
+                "injected": dict(self.injected),
+                "injected_total": sum(self.injected.values()),
+            }
+
+    async def faults(self, request: Request) -> Response:
+        """``GET`` the plans and counts, ``POST`` a plan (replacing the feed's), ``DELETE`` them all."""
+        if not self._authorised(request, self.admin_token):
+            return JSONResponse(
+                {"error": "missing or invalid admin bearer token"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if request.method == "POST":
+            try:
+                body = json.loads(await request.body())
+            except ValueError as exc:
+                return JSONResponse({"error": f"the fault plan is not JSON: {exc}"}, status_code=400)
+            try:
+                plan = parse_fault_plan(body, self.feeds)
+            except FaultPlanError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+            with self._lock:
+                self.plans[plan["feed"]] = plan
+        elif request.method == "DELETE":
+            feed = request.query_params.get("feed")
+            with self._lock:
+                if feed:
+                    self.plans.pop(feed, None)
+                else:
+                    self.plans.clear()
+        return JSONResponse(self._fault_state())
 
     async def index(self, request: Request) -> Response:
         if not self._authorised(request):
@@ -164,9 +301,27 @@ class SimulatedApis:
         feed = self.feeds.get(path)
         if feed is None:
             return JSONResponse({"error": f"no API at {path}"}, status_code=404)
-        fault = self._fault(request)
-        if fault is not None:
-            return fault
+        planned, extra_records, sleep_seconds = self._planned(feed)
+        if planned is None:
+            fault = self._fault(request)
+            if fault is not None:
+                return fault
+        else:
+            with self._lock:  # an attempt the plan answered: no random fault on its retry
+                key = str(request.url.path) + "?" + str(request.url.query)
+                self.attempts[key] = self.attempts.get(key, 0) + 1
+            if planned in ("500", "503"):
+                return JSONResponse(
+                    {"error": "injected fault: " + FAULT_KINDS[planned]}, status_code=int(planned)
+                )
+            if planned == "429":
+                return JSONResponse(
+                    {"error": "injected fault: rate limit exceeded, retry later"},
+                    status_code=429,
+                    headers={"Retry-After": str(self.scenario.http["retry_after_seconds"])},
+                )
+            if planned == "timeout":
+                await asyncio.sleep(sleep_seconds)  # the client has given up by now; then answer anyway
         params = request.query_params
         try:
             since = _parse_time(params.get("updated_since"), "updated_since")
@@ -185,29 +340,48 @@ class SimulatedApis:
             frame = frame[frame["updated_at"] > since]
         if until is not None:
             frame = frame[frame["updated_at"] <= until]
-        total = len(frame)
-        chunk = frame.iloc[(page - 1) * page_size : page * page_size]
+        extra = extra_records or []
+        total = len(frame) + len(extra)
+        first, last = (page - 1) * page_size, page * page_size
+        chunk = frame.iloc[first:last]
         columns = list(chunk.columns)
         data = [
             {c: _json_value(v) for c, v in zip(columns, row, strict=True)}
             for row in chunk.itertuples(index=False)
         ]
+        data += extra[max(0, first - len(frame)) : max(0, last - len(frame))]  # after the real records
         body = {
             "feed": feed.name,
             "page": page,
             "page_size": page_size,
             "total": total,
             "next_page": page + 1 if page * page_size < total else None,
-            "data": data,
+            "data": [] if planned == "empty_page" else data,
         }
-        return Response(json.dumps(body, ensure_ascii=False), media_type="application/json")
+        payload = json.dumps(body, ensure_ascii=False).encode()
+        if planned == "truncated_json":
+            return Response(payload[: len(payload) // 2], media_type="application/json")
+        if planned == "drop_connection":
+            return StreamingResponse(_dropping(payload), media_type="application/json")
+        return Response(payload, media_type="application/json")
+
+
+async def _dropping(payload: bytes):
+    """Half the body, then the connection closes (the server raises mid-response, after the headers)."""
+    yield payload[: len(payload) // 2]
+    raise DroppedConnection("injected fault: connection dropped mid-response")
 
 
 def create_app(
-    sources_dir: Path, token: str, scenario: Scenario | None = None, fault_rate: float | None = None
+    sources_dir: Path,
+    token: str,
+    scenario: Scenario | None = None,
+    fault_rate: float | None = None,
+    admin_token: str | None = None,
 ) -> Starlette:
-    apis = SimulatedApis(sources_dir, token, scenario, fault_rate)
+    apis = SimulatedApis(sources_dir, token, scenario, fault_rate, admin_token)
     routes = [Route("/health", apis.health), Route("/api/v1", apis.index)]
+    routes.append(Route("/admin/faults", apis.faults, methods=["GET", "POST", "DELETE"]))
     routes += [Route(endpoint, apis.records) for endpoint in apis.feeds]
     app = Starlette(routes=routes)
     app.state.apis = apis
@@ -217,4 +391,10 @@ def create_app(
 def serve(sources_dir: Path, host: str, port: int, token: str, fault_rate: float | None = None) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(sources_dir, token, fault_rate=fault_rate), host=host, port=port, log_level="info")
+    admin_token = os.environ.get(ADMIN_TOKEN_ENV) or None
+    uvicorn.run(
+        create_app(sources_dir, token, fault_rate=fault_rate, admin_token=admin_token),
+        host=host,
+        port=port,
+        log_level="info",
+    )

@@ -163,7 +163,11 @@ class PostgresWarehouse:
 
     def ensure_schema(self, schema: str) -> None:
         with self._unit():
-            self._run(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+            # Look before creating: CREATE SCHEMA IF NOT EXISTS checks the CREATE privilege on the database
+            # even when the schema exists, and a least-privilege role (edw_loader) has none.
+            exists = self._fetch("SELECT 1 FROM pg_namespace WHERE nspname = ?", [schema]).num_rows
+            if not exists:
+                self._run(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
 
     def ensure_table(
         self, schema: str, table: str, columns: Sequence[ColumnSpec], primary_key: Sequence[str] = ()

@@ -1,0 +1,106 @@
+"""Views through which an auditor reads quarantined rows without seeing personal data (DESIGN section 8).
+
+Quarantine keeps each failing row as delivered (``_record``, a JSON object keyed by the source's
+headers) with the reasons it failed (``_errors``, messages that quote the offending value). For a
+table whose records carry personal fields, :func:`ensure_masked_view` creates a view that shows every
+row and reason, but with those fields' values replaced by ``***`` (a missing or null value stays null,
+so "required value missing" still reads right) and every reason about them reduced to its column.
+The view is granted to the roles given (``auditor``) when they exist. Postgres only: DuckDB has no roles.
+
+Identifiers and literals are quoted here (a view cannot take bind parameters); they come from the
+catalog, never from delivered data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+
+from emergency_dw.warehouse import qualified, quote_ident
+
+MASK = "***"
+
+
+def quote_literal(text: str) -> str:
+    """``text`` as a standard SQL string literal (quotes doubled; standard_conforming_strings is on)."""
+    if "\x00" in text:
+        raise ValueError(f"invalid SQL literal {text!r}")
+    return "'" + text.replace("'", "''") + "'"
+
+
+def masked_view_sql(
+    source_schema: str,
+    source_table: str,
+    view_schema: str,
+    view_name: str,
+    record_keys: Sequence[str],
+    error_columns: Sequence[str],
+) -> str:
+    """``create or replace view`` of the quarantine table with ``record_keys`` of ``_record`` masked and
+    the ``_errors`` messages about ``error_columns`` (``"<column>: ..."``) reduced to the column name."""
+    mask = f"to_jsonb({quote_literal(MASK)}::text)"
+    record = "_record"
+    for key in record_keys:
+        k = quote_literal(key)
+        record = (
+            f"({record} || case when jsonb_typeof(_record -> {k}) is distinct from 'null' "
+            f"and jsonb_exists(_record, {k}) then jsonb_build_object({k}, {mask}) else '{{}}'::jsonb end)"
+        )
+    personal = " or ".join(f"starts_with(e, {quote_literal(c + ':')})" for c in error_columns) or "false"
+    errors = (
+        "case when _errors is null then null else ("
+        f"select coalesce(jsonb_agg(case when {personal} then to_jsonb(split_part(e, ':', 1) || "
+        f"{quote_literal(': ' + MASK + ' (personal data masked)')}) else to_jsonb(e) end order by n), "
+        "'[]'::jsonb) from jsonb_array_elements_text(_errors) with ordinality as t(e, n)) end"
+    )
+    return (
+        f"create or replace view {qualified(view_schema, view_name)} as select _batch_id, _row, "
+        f"_failed_rules, {errors} as _errors, case when _record is null then null else {record} end "
+        f"as _record, _quarantined_at, _source from {qualified(source_schema, source_table)}"
+    )
+
+
+def ensure_masked_view(
+    warehouse,
+    source_schema: str,
+    source_table: str,
+    view_schema: str,
+    view_name: str,
+    record_keys: Sequence[str],
+    error_columns: Sequence[str],
+    readers: Sequence[str] = ("auditor",),
+) -> bool:
+    """Create (or bring up to date) the masked view and grant it to ``readers`` that exist; returns
+    True when it changed anything. A view already matching (its comment holds the definition's hash)
+    is left alone, so concurrent batches do not rewrite it."""
+    if warehouse.dialect != "postgres":
+        return False
+    definition = masked_view_sql(
+        source_schema, source_table, view_schema, view_name, record_keys, error_columns
+    )
+    existing_roles = {
+        r["rolname"]
+        for r in warehouse.query(
+            "select rolname from pg_roles where rolname = any(string_to_array(?, ','))", [",".join(readers)]
+        ).to_pylist()
+    }
+    signature = json.dumps(
+        {"sql": hashlib.sha256(definition.encode()).hexdigest()[:16], "readers": sorted(existing_roles)}
+    )
+    comment = f"quarantine.{source_table} with personal fields masked ({MASK}); edw masking {signature}"
+    current = (
+        warehouse.query(
+            "select obj_description(to_regclass(?), 'pg_class') as d", [qualified(view_schema, view_name)]
+        )
+        .column(0)[0]
+        .as_py()
+    )
+    if current == comment:
+        return False
+    with warehouse.transaction() as tx:
+        tx.execute(definition)
+        tx.execute(f"comment on view {qualified(view_schema, view_name)} is {quote_literal(comment)}")
+        for role in sorted(existing_roles):
+            tx.execute(f"grant select on {qualified(view_schema, view_name)} to {quote_ident(role)}")
+    return True
