@@ -99,3 +99,56 @@ def test_warehouse_build_dag_is_scheduled_on_the_raw_assets(dagbag):
     assert {f"stg_{f.department}__{f.name}_run" for f in catalog.FEEDS} <= {t.task_id for t in dag.tasks}
     scheduled_on = {asset.name for asset in dag.timetable.asset_condition.objects}
     assert {f"raw.{f.name}" for f in catalog.FEEDS} <= scheduled_on
+
+
+def test_edw_backfill_of_three_days_equals_three_daily_runs(tmp_path: Path):
+    import shutil
+
+    from emergency_dw.simulator.run import Simulator
+
+    days = ["2026-11-24", "2026-11-25", "2026-11-26"]
+    sources = tmp_path / "sources"
+    sim = Simulator(sources, scale=0.005)
+    for day in days:
+        sim.simulate_day(
+            __import__("datetime").date.fromisoformat(day), feeds=["alerts_119", "boiler_inventory"]
+        )
+    results = {}
+    for mode in ("daily", "backfill"):
+        data = tmp_path / mode
+        shutil.copytree(sources, data / "sources")
+        env = dict(os.environ, EDW_DATA_DIR=str(data), AIRFLOW_HOME=str(tmp_path / f"airflow-{mode}"))
+        env.pop("EDW_WAREHOUSE_URL", None)
+        feeds = ["--feed", "alerts_119", "--feed", "boiler_inventory"]
+        if mode == "daily":
+            commands = [
+                ["backfill", "--from", d, "--to", d, *feeds, "--no-build"] for d in days
+            ]  # one run a day
+        else:
+            commands = [["backfill", "--from", days[0], "--to", days[-1], *feeds, "--no-build"]]
+        for command in commands:
+            out = subprocess.run(
+                [sys.executable, "-m", "emergency_dw.cli", *command],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+        import duckdb
+
+        con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
+        results[mode] = (
+            con.sql(
+                "select batch_id, status, rows_extracted, rows_loaded, rows_quarantined, checksum from audit.batches order by batch_id"
+            ).fetchall(),
+            con.sql(
+                "select incident_id, received_at, _batch_id from raw.alerts_119 order by incident_id"
+            ).fetchall(),
+            con.sql(
+                "select boiler_id, _batch_id from raw.boiler_inventory order by _batch_id, boiler_id"
+            ).fetchall(),
+        )
+        con.close()
+    assert len(results["daily"][0]) == 6
+    assert results["backfill"] == results["daily"]

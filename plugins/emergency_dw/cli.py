@@ -219,6 +219,23 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 1 if any(o.state != "success" for o in outcomes) else 0
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Re-run the ingest DAGs for every day of a range (each day a batch of its own), then build."""
+    if args.to_date < args.from_date:
+        raise ValueError(f"--to {args.to_date} is before --from {args.from_date}")
+    days = [args.from_date + dt.timedelta(days=k) for k in range((args.to_date - args.from_date).days + 1)]
+    feeds = (
+        [catalog.get_feed(name).name for name in args.feed]
+        if args.feed
+        else [f.name for f in catalog.all_feeds()]
+    )
+    console.rule(f"edw backfill: {len(feeds)} feed(s) x {len(days)} day(s), {days[0]} .. {days[-1]}")
+    outcomes = _ingest_days(feeds, days)
+    _print_batches(outcomes)
+    built = _build() if not args.no_build else True
+    return 0 if built and all(o.state == "success" for o in outcomes) else 1
+
+
 # ---------------------------------------------------------------- quarantine and expectations
 def cmd_quarantine(args: argparse.Namespace) -> int:
     from .pipeline import quarantine
@@ -400,6 +417,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--file", help="a department's exported file (csv, xlsx, parquet) to send through the same path"
     )
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("backfill", help="re-run the ingest DAGs for a date range, then build")
+    p.add_argument("--from", dest="from_date", type=_date, required=True)
+    p.add_argument("--to", dest="to_date", type=_date, required=True)
+    p.add_argument("--feed", action="append", help="only this feed (repeatable)")
+    p.add_argument("--no-build", action="store_true", help="ingest only")
+    p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("quarantine", help="inspect quarantined rows, or re-validate them after a fix")
     p.add_argument("action", choices=["list", "replay"])
