@@ -6,14 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from emergency_dw import catalog
 from emergency_dw.catalog import Feed
@@ -22,7 +20,8 @@ from emergency_dw.pipeline.ingest import BatchFailed, day_interval, ingest, land
 from emergency_dw.simulator.run import Simulator, truth_dir
 from emergency_dw.warehouse import connect
 
-from conftest import DAY, POSTGRES_URL
+from conftest import DAY
+from databases import create_database, drop_database, postgres_url
 
 VOLATILE = {
     "_loaded_at",
@@ -42,22 +41,6 @@ class Ingested:
     root: Path
     url: str
     results: dict
-
-
-def _postgres_database() -> tuple[str, str]:
-    name = f"edw_test_ingest_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'create database "{name}"'))
-    admin.dispose()
-    return name, sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_database(name: str) -> None:
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
-    admin.dispose()
 
 
 def _ingest_all(feeds: list[Feed]) -> dict:
@@ -80,7 +63,8 @@ def ingested(request, simulated: Path, tmp_path_factory: pytest.TempPathFactory)
     if request.param == "duckdb":
         url = f"duckdb:///{root / 'data' / 'warehouse.duckdb'}"
     else:
-        database, url = _postgres_database()
+        database = create_database("edw_test_ingest")
+        url = postgres_url(database)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EDW_DATA_DIR", str(root / "data"))
         mp.setenv("EDW_WAREHOUSE_URL", url)
@@ -89,7 +73,7 @@ def ingested(request, simulated: Path, tmp_path_factory: pytest.TempPathFactory)
             results = _ingest_all(list(catalog.FEEDS))
     yield Ingested(root, url, results)
     if database:
-        _drop_database(database)
+        drop_database(database)
 
 
 def _query(url: str, sql: str, params=()) -> list[dict]:

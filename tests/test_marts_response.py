@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 import yaml
 
 from emergency_dw.embedded import embedded_sources
@@ -23,7 +21,8 @@ from emergency_dw.simulator.run import Simulator
 from emergency_dw.transform import DBT_PROJECT, run_dbt
 from emergency_dw.warehouse import connect
 
-from conftest import DAY, POSTGRES_URL
+from conftest import DAY
+from databases import create_database, drop_database, postgres_url
 
 SCALE = 0.01
 FEEDS = [
@@ -85,22 +84,6 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _create_database() -> tuple[str, str]:
-    name = f"edw_test_marts_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'create database "{name}"'))
-    admin.dispose()
-    return name, sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_database(name: str) -> None:
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
-    admin.dispose()
-
-
 @pytest.fixture(scope="module", params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def built(request, sources: Path, tmp_path_factory: pytest.TempPathFactory):
     """The simulated day ingested for real into a fresh warehouse, then `dbt build` of the marts."""
@@ -110,7 +93,8 @@ def built(request, sources: Path, tmp_path_factory: pytest.TempPathFactory):
     if request.param == "duckdb":
         url = f"duckdb:///{root / 'warehouse.duckdb'}"
     else:
-        database, url = _create_database()
+        database = create_database("edw_test_marts")
+        url = postgres_url(database)
     try:
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("EDW_DATA_DIR", str(root))
@@ -126,7 +110,7 @@ def built(request, sources: Path, tmp_path_factory: pytest.TempPathFactory):
         yield Built(url, outcome)
     finally:
         if database:
-            _drop_database(database)
+            drop_database(database)
 
 
 def _frame(url: str, sql: str) -> pd.DataFrame:
