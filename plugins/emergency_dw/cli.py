@@ -344,10 +344,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     console.rule(f"edw run: {args.days} day(s) from {args.date}, scale {args.scale}")
-    results, sources = _simulate(args.date, args.days, args.scale, args.seed, None, None, None)
+    results, outcomes = [], []
+    for day in days_from(args.date, args.days):
+        # day by day, as the departments' systems would have been read: a source database holds only
+        # its current state, so a later day's snapshot must not be there when an earlier day is read
+        console.rule(f"{day}: simulate the sources, then run one ingest DAG per feed for real")
+        day_results, sources = _simulate(day, 1, args.scale, args.seed, None, None, None)
+        results += day_results
+        outcomes += _ingest_days([f.name for f in catalog.all_feeds()], [day])
     _print_simulation(results, sources)
-    console.rule("ingest: one DAG per feed, run for real")
-    outcomes = _ingest_days([f.name for f in catalog.all_feeds()], days_from(args.date, args.days))
     _print_batches(outcomes)
     console.rule("warehouse__build: dbt")
     built = _build()
