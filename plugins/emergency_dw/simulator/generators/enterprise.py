@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ...catalog import get_feed
-from ..common import day_start_utc, seconds_into_day
+from ..common import day_start_utc, end_of_day, seconds_into_day
 from .base import DayOutput, SimContext, conform, generator
 
 HAZARD_WINDOW_DAYS = 30  # a hazard is rectified within this many days of being found, or stays open
@@ -122,6 +122,6 @@ def hazard_inspections(ctx: SimContext, day: dt.date) -> DayOutput:
         parts.append(hz)
     frame = pd.concat(parts, ignore_index=True)
     frame["updated_at"] = pd.to_datetime(frame["updated_at"], utc=True)
-    end = day_start_utc(day + dt.timedelta(days=1)) - pd.Timedelta(seconds=1)
+    end = end_of_day(day)
     frame["updated_at"] = frame["updated_at"].where(frame["updated_at"] <= end, end)
     return DayOutput(conform(feed, frame))

@@ -17,6 +17,7 @@ from ...catalog import Feed, get_feed
 from ..common import (
     day_start_utc,
     diurnal_seconds,
+    end_of_day,
     id_numbers,
     jitter,
     person_names,
@@ -155,7 +156,7 @@ def generic_day(ctx: SimContext, day: dt.date, feed: Feed) -> DayOutput:
         for name, stamps in times.items():
             latest = latest.where(~np.asarray(stamps > latest), stamps) if name != feed.event_time else latest
         lag = pd.to_timedelta(rng.integers(30, 900, n), unit="s")
-        end = day_start_utc(day + dt.timedelta(days=1)) - pd.Timedelta(seconds=1)
+        end = end_of_day(day)
         updated = latest + lag
         frame["updated_at"] = updated.where(updated <= end, end)
     if feed.event_time and shape == "events":

@@ -18,19 +18,21 @@ import numpy as np
 import pandas as pd
 
 from ...catalog import get_feed
-from ..common import diurnal_seconds, phones, scaled
-from ..world import TOWN_CODES, TOWN_WEIGHTS
-from .base import DayOutput, SimContext, conform, generator
-from .response import (
+from ..common import (
     DAY_S,
     KM_PER_DEG_LAT,
     KM_PER_DEG_LON,
     at,
     clamp_to_day,
+    diurnal_seconds,
     km_between,
     offset_points,
+    phones,
+    scaled,
     serial_ids,
 )
+from ..world import TOWN_CODES, TOWN_WEIGHTS
+from .base import DayOutput, SimContext, conform, generator
 
 HOUR = 3600.0
 

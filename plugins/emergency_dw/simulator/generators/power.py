@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ...catalog import get_feed
-from ..common import day_start_utc, scaled
+from ..common import day_start_utc, end_of_day, scaled
 from .base import DayOutput, SimContext, conform, generator
 
 SLOTS = 96
@@ -280,8 +280,8 @@ def power_load_readings(ctx: SimContext, day: dt.date) -> DayOutput:
     current = load * 1000 / (np.sqrt(3) * voltage * 0.9)
     reading_at = _tile(ld.slot_starts, n)
     lag = pd.to_timedelta(rng.integers(930, 1200, size=n * SLOTS), unit="s")
-    end_of_day = day_start_utc(day + dt.timedelta(days=1)) - pd.Timedelta(seconds=1)
-    updated_at = (reading_at + lag).where(reading_at + lag <= end_of_day, end_of_day)
+    last = end_of_day(day)
+    updated_at = (reading_at + lag).where(reading_at + lag <= last, last)
     frame = pd.DataFrame(
         {
             "meter_id": np.repeat(metered["meter_id"].to_numpy(), SLOTS),
@@ -340,7 +340,7 @@ def cable_temperature_readings(ctx: SimContext, day: dt.date) -> DayOutput:
         )
     n = len(cables)
     reading_at = _tile(ld.slot_starts, n)
-    end_of_day = day_start_utc(day + dt.timedelta(days=1)) - pd.Timedelta(seconds=1)
+    last = end_of_day(day)
     late = reading_at + pd.Timedelta(seconds=960)
     frame = pd.DataFrame(
         {
@@ -348,7 +348,7 @@ def cable_temperature_readings(ctx: SimContext, day: dt.date) -> DayOutput:
             "enterprise_id": np.repeat(cables["enterprise_id"].to_numpy(), SLOTS),
             "reading_at": reading_at,
             "temperature_c": np.round(temp.ravel(), 1),
-            "updated_at": late.where(late <= end_of_day, end_of_day),
+            "updated_at": late.where(late <= last, last),
         }
     )
     return DayOutput(conform(feed, frame), truth, touched.ravel())

@@ -18,63 +18,34 @@ import pandas as pd
 
 from ...catalog import get_feed
 from ...catalog.references import EVENT_TYPES
-from ..common import day_start_utc, diurnal_seconds, phones, scaled
+from ..common import (
+    DAY_S,
+    KM_PER_DEG_LAT,
+    KM_PER_DEG_LON,
+    at,
+    clamp_to_day,
+    day_start_utc,
+    diurnal_seconds,
+    km_between,
+    offset_points,
+    phones,
+    scaled,
+    serial_ids,
+)
 from ..world import TOWN_CODES, TOWN_LAT, TOWN_LON, TOWN_NAMES, TOWN_WEIGHTS
 from .base import DayOutput, SimContext, conform, generator
 
-DAY_S = 86_400
 SLOTS = 96
 SLOT_S = 900
-KM_PER_DEG_LAT = 111.32
-KM_PER_DEG_LON = 111.32 * np.cos(np.radians(27.4))  # Cangnan lies about 27.4 degrees north
+
 
 CATEGORY = {e.code: e.category for e in EVENT_TYPES}
 MOUNTAIN_TOWNS = np.array([1, 6, 7, 14, 15, 16, 17])  # 矾山 藻溪 桥墩 莒溪 南宋 凤阳 岱岭
 COASTAL_TOWNS = np.array([2, 5, 9, 11, 12, 13])  # 马站 金乡 大渔 炎亭 沿浦 霞关
 
 
-# ---------------------------------------------------------------------------------------------- helpers
-def end_of_day(day: dt.date) -> pd.Timestamp:
-    """The last second of the local day ``day``, UTC."""
-    return day_start_utc(day + dt.timedelta(days=1)) - pd.Timedelta(seconds=1)
-
-
-def at(day: dt.date, seconds: np.ndarray) -> pd.DatetimeIndex:
-    """UTC timestamps ``seconds`` after local midnight of ``day``; NaN gives NaT; may leave the day."""
-    delta = pd.to_timedelta(np.floor(np.asarray(seconds, dtype=float)), unit="s")
-    return pd.DatetimeIndex(day_start_utc(day) + delta).as_unit("us")
-
-
-def clamp_to_day(times: pd.DatetimeIndex, day: dt.date) -> pd.DatetimeIndex:
-    """``times`` with anything after the local day moved to its last second (NaT stays NaT)."""
-    last = end_of_day(day)
-    times = pd.DatetimeIndex(times).as_unit("us")
-    return times.where(~(times > last), last)
-
-
-def serial_ids(prefix: str, numbers, width: int) -> list[str]:
-    """``prefix`` followed by each number zero-padded to ``width`` digits."""
-    return [f"{prefix}{k:0{width}d}" for k in numbers]
-
-
 def lognormal(rng: np.random.Generator, median: np.ndarray | float, sigma: float, n: int) -> np.ndarray:
     return np.asarray(median) * rng.lognormal(0.0, sigma, n)
-
-
-def km_between(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
-    """Distance in km (equirectangular; exact enough within a county); broadcasts."""
-    return np.hypot((lat1 - lat2) * KM_PER_DEG_LAT, (lon1 - lon2) * KM_PER_DEG_LON)
-
-
-def offset_points(
-    rng: np.random.Generator, lat: np.ndarray, lon: np.ndarray, km: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Points ``km`` kilometres from (lat, lon) in random directions."""
-    angle = rng.uniform(0, 2 * np.pi, len(lat))
-    return (
-        np.round(lat + km * np.cos(angle) / KM_PER_DEG_LAT, 6),
-        np.round(lon + km * np.sin(angle) / KM_PER_DEG_LON, 6),
-    )
 
 
 # ---------------------------------------------------------------------------------------------- calls
