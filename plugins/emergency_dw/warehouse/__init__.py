@@ -48,6 +48,25 @@ def qualified(schema: str, table: str) -> str:
     return f"{quote_ident(schema)}.{quote_ident(table)}"
 
 
+def table_ddl(
+    schema: str,
+    table: str,
+    columns: Sequence[ColumnSpec],
+    primary_key: Sequence[str],
+    sql_types: dict[str, str],
+) -> str:
+    """CREATE TABLE for the specs in a backend's types."""
+    defs = [f"{quote_ident(c.name)} {sql_types[c.type]}{'' if c.nullable else ' NOT NULL'}" for c in columns]
+    if primary_key:
+        defs.append(f"PRIMARY KEY ({', '.join(quote_ident(name) for name in primary_key)})")
+    return f"CREATE TABLE {qualified(schema, table)} ({', '.join(defs)})"
+
+
+def add_column_ddl(schema: str, table: str, column: ColumnSpec, sql_types: dict[str, str]) -> str:
+    """ALTER TABLE ... ADD COLUMN (always nullable: the table may already hold rows)."""
+    return f"ALTER TABLE {qualified(schema, table)} ADD COLUMN {quote_ident(column.name)} {sql_types[column.type]}"
+
+
 def check_specs(columns: Sequence[ColumnSpec], primary_key: Sequence[str]) -> None:
     for col in columns:
         if col.type not in LOGICAL_TYPES:

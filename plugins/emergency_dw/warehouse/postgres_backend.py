@@ -16,7 +16,14 @@ from typing import Any
 import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 
-from emergency_dw.warehouse import check_data_columns, check_specs, qualified, quote_ident
+from emergency_dw.warehouse import (
+    add_column_ddl,
+    check_data_columns,
+    check_specs,
+    qualified,
+    quote_ident,
+    table_ddl,
+)
 from emergency_dw.warehouse.base import ColumnSpec
 
 SQL_TYPES = {
@@ -177,19 +184,11 @@ class PostgresWarehouse:
         with self._unit():
             existing = self._column_types(schema, table)
             if not existing:
-                defs = [
-                    f"{quote_ident(c.name)} {SQL_TYPES[c.type]}{'' if c.nullable else ' NOT NULL'}"
-                    for c in columns
-                ]
-                if primary_key:
-                    defs.append(f"PRIMARY KEY ({', '.join(quote_ident(name) for name in primary_key)})")
-                self._run(f"CREATE TABLE {qualified(schema, table)} ({', '.join(defs)})")
+                self._run(table_ddl(schema, table, columns, primary_key, SQL_TYPES))
                 return []
             added = [c for c in columns if c.name not in existing]
             for col in added:
-                self._run(
-                    f"ALTER TABLE {qualified(schema, table)} ADD COLUMN {quote_ident(col.name)} {SQL_TYPES[col.type]}"
-                )
+                self._run(add_column_ddl(schema, table, col, SQL_TYPES))
             return [col.name for col in added]
 
     @contextmanager
