@@ -12,6 +12,7 @@ Conventions shared by both backends:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from emergency_dw.warehouse.base import LOGICAL_TYPES, ColumnSpec, Transaction, Warehouse
 
@@ -46,6 +47,25 @@ def quote_ident(name: str) -> str:
 
 def qualified(schema: str, table: str) -> str:
     return f"{quote_ident(schema)}.{quote_ident(table)}"
+
+
+class BulkTransaction:
+    """The Transaction verbs over a backend's own ``_run`` (SQL with ``?``) and ``_insert`` (bulk Arrow)."""
+
+    def __init__(self, warehouse) -> None:
+        self._wh = warehouse
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._wh._run(sql, params)
+
+    def replace_rows(self, schema: str, table: str, key_column: str, key_value: Any, data) -> int:
+        self._wh._run(
+            f"DELETE FROM {qualified(schema, table)} WHERE {quote_ident(key_column)} = ?", [key_value]
+        )
+        return self.append(schema, table, data)
+
+    def append(self, schema: str, table: str, data) -> int:
+        return self._wh._insert(schema, table, data)
 
 
 def table_ddl(

@@ -15,6 +15,7 @@ import duckdb
 import pyarrow as pa
 
 from emergency_dw.warehouse import (
+    BulkTransaction,
     add_column_ddl,
     check_data_columns,
     check_specs,
@@ -35,21 +36,7 @@ SQL_TYPES = {
 }
 
 
-class DuckDBTransaction:
-    def __init__(self, warehouse: DuckDBWarehouse) -> None:
-        self._wh = warehouse
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self._wh._run(sql, params)
-
-    def replace_rows(self, schema: str, table: str, key_column: str, key_value: Any, data: pa.Table) -> int:
-        self._wh._run(
-            f"DELETE FROM {qualified(schema, table)} WHERE {quote_ident(key_column)} = ?", [key_value]
-        )
-        return self.append(schema, table, data)
-
-    def append(self, schema: str, table: str, data: pa.Table) -> int:
-        return self._wh._insert(schema, table, data)
+DuckDBTransaction = BulkTransaction  # the verbs are the same; only _run and _insert differ
 
 
 class DuckDBWarehouse:

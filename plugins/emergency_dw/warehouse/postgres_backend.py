@@ -17,10 +17,10 @@ import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 
 from emergency_dw.warehouse import (
+    BulkTransaction,
     add_column_ddl,
     check_data_columns,
     check_specs,
-    qualified,
     quote_ident,
     table_ddl,
 )
@@ -101,21 +101,7 @@ def _plain(table: pa.Table) -> pa.Table:
     return table
 
 
-class PostgresTransaction:
-    def __init__(self, warehouse: PostgresWarehouse) -> None:
-        self._wh = warehouse
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self._wh._run(sql, params)
-
-    def replace_rows(self, schema: str, table: str, key_column: str, key_value: Any, data: pa.Table) -> int:
-        self._wh._run(
-            f"DELETE FROM {qualified(schema, table)} WHERE {quote_ident(key_column)} = ?", [key_value]
-        )
-        return self.append(schema, table, data)
-
-    def append(self, schema: str, table: str, data: pa.Table) -> int:
-        return self._wh._insert(schema, table, data)
+PostgresTransaction = BulkTransaction  # the verbs are the same; only _run and _insert differ
 
 
 class PostgresWarehouse:
