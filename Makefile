@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run test lint format bench simulate serve catalog airflow lock clean
+.PHONY: run test browser lint format bench simulate serve catalog airflow lock clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,10 +18,20 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 run: $(STAMP)  ## the whole pipeline on the embedded default (ARGS="--date 2026-11-29 --scale 0.1")
 	$(VENV)/bin/edw run $(ARGS)
 
-test: $(STAMP)  ## lint, then every test (needs Postgres at EDW_TEST_POSTGRES_URL)
+test: $(STAMP) browser  ## lint, then every test (needs Postgres at EDW_TEST_POSTGRES_URL)
 	$(VENV)/bin/ruff check plugins dags tests
 	$(VENV)/bin/ruff format --check plugins dags tests
 	$(VENV)/bin/pytest $(ARGS)
+
+browser:  ## Debian's chromium for the browser checks (installed when missing and run as root)
+	@command -v chromium >/dev/null 2>&1 || { \
+	    if [ "$$(id -u)" = 0 ]; then \
+	        echo "installing Debian's chromium for the browser checks"; \
+	        DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+	        { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; \
+	    else \
+	        echo "the browser checks need Debian's chromium: sudo apt-get install -y chromium" >&2; exit 1; \
+	    fi; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check plugins dags tests
