@@ -279,7 +279,9 @@ def _resolve_rules(
             except Exception:  # noqa: BLE001 - a missing reference table is reported, not fatal
                 value_set = []
             if value_set:
-                r["kwargs"]["value_set"] = value_set
+                # Checked by membership in pandas, not as a GX value_set: GX copies a value_set of
+                # thousands of ids through pydantic many times per run (2-3 s a batch).
+                r["membership"] = {"column": r["kwargs"]["column"], "values": value_set}
             else:
                 r["skipped"] = f"reference {ref['table']}.{ref['column']} has no rows yet"
         if history:

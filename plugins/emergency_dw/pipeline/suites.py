@@ -14,7 +14,8 @@ Expectations 1.x expectation type and ``severity`` one of:
 - ``warn``: reported in the validation results only.
 
 Hand-written rules may also carry ``derive`` (new columns computed with ``DataFrame.eval`` before
-validation), ``reference`` (the value set is read from a warehouse table at run time), ``history``
+validation), ``reference`` (the value set is read from a warehouse table at run time; GX validates
+the derived column ``_unknown__<column>``, the value where it is not in that set, as null), ``history``
 (the row-count band comes from the feed's recent loaded batches) or ``window``
 (``{"column", "days_before", "days_after"}``: the bounds of ``expect_column_values_to_be_between`` come
 from the batch's interval, widened by those days; a file sent on its own is measured from the day in

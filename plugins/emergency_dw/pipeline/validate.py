@@ -68,6 +68,25 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
+def unknown_values_column(column: str) -> str:
+    """The derived column a membership rule is validated on: the value where it is not in the
+    reference set, else null."""
+    return f"_unknown__{column}"
+
+
+def _membership_check(data: pd.DataFrame, rule: dict) -> tuple[str, dict]:
+    """A rule whose value set was read from a reference table (``membership``: column and values).
+
+    Each value is looked up in pandas (a hash lookup) and the unknown values are kept in a derived
+    column that must be null, so GX still reports the rule, its failing rows and the unknown values
+    themselves, without carrying thousands of reference ids through its expectation configuration."""
+    column = rule["membership"]["column"]
+    values = data[column]
+    known = values.isin(rule["membership"]["values"]) | values.isna()
+    data[unknown_values_column(column)] = values.where(~known)
+    return "expect_column_values_to_be_null", {"column": unknown_values_column(column)}
+
+
 def run_suite(suite_name: str, frame: pd.DataFrame, rules: list[dict]) -> tuple[list[RuleOutcome], dict]:
     """Validate ``frame`` (which has a ``_row`` column); rules arrive resolved (no reference/history left)."""
     import great_expectations as gx
@@ -81,14 +100,16 @@ def run_suite(suite_name: str, frame: pd.DataFrame, rules: list[dict]) -> tuple[
                 data[name] = pd.to_numeric(data.eval(expr, engine="python"), errors="coerce").replace(
                     [np.inf, -np.inf], np.nan
                 )
-    suite = gx.ExpectationSuite(name=suite_name)
     runnable = [r for r in rules if not r.get("skipped")]
+    expectations = []
     for r in runnable:
-        suite.add_expectation(
-            _expectation_class(r["expectation"])(
-                **r["kwargs"], meta={"rule": r["name"], "severity": r["severity"]}
-            )
+        expectation, kwargs = r["expectation"], r["kwargs"]
+        if "membership" in r:
+            expectation, kwargs = _membership_check(data, r)
+        expectations.append(
+            _expectation_class(expectation)(**kwargs, meta={"rule": r["name"], "severity": r["severity"]})
         )
+    suite = gx.ExpectationSuite(name=suite_name, expectations=expectations)
     existing = {s.name for s in context.suites.all()}
     if suite_name in existing:
         context.suites.delete(suite_name)
