@@ -52,50 +52,32 @@
     ) as statistics
 {%- endmacro %}
 
-{# The continuous percentile `fraction_column` (a column of `relation`, the same within a group: it
-   comes from a seed) of `value_column` per group, with the group's count, as percentile_value and
-   value_count. DuckDB's quantile_cont only takes a constant fraction: there the group's values are
-   collected in a sorted list and the percentile interpolated between its neighbours (the
-   quantile_cont formula). Postgres: percentile_cont over the group's array. #}
-{% macro percentile_by_group(relation, group_columns, value_column, fraction_column) -%}
-    {{ return(adapter.dispatch('percentile_by_group', 'emergency_dw')(relation, group_columns, value_column, fraction_column)) }}
+{# The continuous percentile `fraction` (a number known when the model runs, e.g. read from a seed
+   with seed_parameter) of `value_column` per group, with the group's count, as percentile_value and
+   value_count; interpolated like quantile_cont / percentile_cont. DuckDB: quantile_cont in one hash
+   aggregate (measured at full scale, 38.6 M steps: 1.2 s, against 10.8 s for sorting each group's list
+   by hand). Postgres: percentile_cont over the group's array (hash aggregate, no sort on disk). #}
+{% macro percentile_by_group(relation, group_columns, value_column, fraction) -%}
+    {{ return(adapter.dispatch('percentile_by_group', 'emergency_dw')(relation, group_columns, value_column, fraction)) }}
 {%- endmacro %}
 
-{% macro default__percentile_by_group(relation, group_columns, value_column, fraction_column) -%}
+{% macro default__percentile_by_group(relation, group_columns, value_column, fraction) -%}
     select
         {% for column in group_columns %}{{ column }},
         {% endfor -%}
-        lower_value + (upper_value - lower_value) * (target_position - floor(target_position))
-            as percentile_value,
-        value_count
-    from (
-        select
-            {% for column in group_columns %}{{ column }},
-            {% endfor -%}
-            value_count,
-            target_position,
-            sorted_values[cast(floor(target_position) as bigint) + 1] as lower_value,
-            sorted_values[cast(ceil(target_position) as bigint) + 1] as upper_value
-        from (
-            select
-                {% for column in group_columns %}{{ column }},
-                {% endfor -%}
-                list_sort(list({{ value_column }})) as sorted_values,
-                count({{ value_column }}) as value_count,
-                max({{ fraction_column }}) * (count({{ value_column }}) - 1) as target_position
-            from {{ relation }}
-            where {{ value_column }} is not null
-            group by {{ group_columns | join(', ') }}
-        ) as grouped
-    ) as neighbours
+        quantile_cont({{ value_column }}, {{ fraction }}) as percentile_value,
+        count({{ value_column }}) as value_count
+    from {{ relation }}
+    where {{ value_column }} is not null
+    group by {{ group_columns | join(', ') }}
 {%- endmacro %}
 
-{% macro postgres__percentile_by_group(relation, group_columns, value_column, fraction_column) -%}
+{% macro postgres__percentile_by_group(relation, group_columns, value_column, fraction) -%}
     select
         {% for column in group_columns %}grouped.{{ column }},
         {% endfor -%}
         (
-            select percentile_cont(grouped.fraction) within group (order by group_value.value)
+            select percentile_cont({{ fraction }}) within group (order by group_value.value)
             from unnest(grouped.group_values) as group_value (value)
         ) as percentile_value,
         grouped.value_count
@@ -103,13 +85,30 @@
         select
             {% for column in group_columns %}{{ column }},
             {% endfor -%}
-            max({{ fraction_column }}) as fraction,
             array_agg({{ value_column }}) as group_values,
             count({{ value_column }}) as value_count
         from {{ relation }}
         where {{ value_column }} is not null
         group by {{ group_columns | join(', ') }}
     ) as grouped
+{%- endmacro %}
+
+{# A number of the seed anomaly_thresholds (rule, parameter), read when the model runs, for SQL that
+   needs a constant (DuckDB's quantile_cont takes only a constant fraction). Fails the model when the
+   seed lacks the row. While dbt parses (nothing is read yet), 0.5 stands in. #}
+{% macro seed_parameter(seed_name, rule, parameter) -%}
+    {%- set seed = ref(seed_name) -%}
+    {%- if not execute -%}
+        {{ return(0.5) }}
+    {%- endif -%}
+    {%- set query -%}
+        select max(value) from {{ seed }} where rule = '{{ rule }}' and parameter = '{{ parameter }}'
+    {%- endset -%}
+    {%- set value = run_query(query).rows[0][0] -%}
+    {%- if value is none -%}
+        {{ exceptions.raise_compiler_error("seed " ~ seed_name ~ " has no value for rule " ~ rule ~ ", parameter " ~ parameter ~ ": add the row to dbt_project/seeds/" ~ seed_name ~ ".csv") }}
+    {%- endif -%}
+    {{ return(value | float) }}
 {%- endmacro %}
 
 {# Pre-hook of the models that aggregate a 28-day window: on Postgres, memory for the window's hash

@@ -1,8 +1,8 @@
 -- The largest usual step of every meter: the step_percentile (seed anomaly_thresholds, surge) of the
 -- meter's 15-minute load steps, load(t) - load(t-1), over the baseline_days local days before
 -- baseline_date. A surge's step must exceed it.
--- The percentile is interpolated like quantile_cont / percentile_cont (macro percentile_by_group: its
--- fraction comes from a seed, and DuckDB's quantile_cont only takes a constant).
+-- The percentile is interpolated like quantile_cont / percentile_cont (macro percentile_by_group); its
+-- fraction is read from the seed when the model runs (DuckDB's quantile_cont takes only a constant).
 -- Cost: incremental like int_power_slot_baselines, baseline_days x meters x 95 steps per new date.
 
 {{
@@ -36,8 +36,7 @@ baseline_settings as (
 
     select
         cast(max(case when rule = 'abnormal_fluctuation' and parameter = 'baseline_days' then value end) as integer)
-            as baseline_days,
-        max(case when rule = 'surge' and parameter = 'step_percentile' then value end) as step_percentile
+            as baseline_days
     from anomaly_thresholds
 
 ),
@@ -71,8 +70,7 @@ window_steps as (
     select
         baseline_dates.baseline_date,
         readings.meter_id,
-        readings.step_kw,
-        baseline_settings.step_percentile
+        readings.step_kw
     from baseline_dates
     cross join baseline_settings
     inner join readings_in_window as readings
@@ -84,7 +82,12 @@ window_steps as (
 
 step_percentiles as (
 
-    {{ percentile_by_group('window_steps', ['baseline_date', 'meter_id'], 'step_kw', 'step_percentile') }}
+    {{ percentile_by_group(
+        'window_steps',
+        ['baseline_date', 'meter_id'],
+        'step_kw',
+        seed_parameter('anomaly_thresholds', 'surge', 'step_percentile')
+    ) }}
 
 ),
 
