@@ -240,6 +240,9 @@ def map_context(warehouse: Warehouse, report_settings: ReportSettings, days: lis
 
     dots = []
     share = float(cfg["cell_fill_share"])
+    base, growth = float(cfg["enterprise_dot_radius_px"]), float(cfg["dot_growth_per_level"])
+    least = max(rank.values(), default=1)
+    radius = {name: round(base * (1 + growth * (least - r)), 1) for name, r in rank.items()}
     for r in sorted(risks, key=lambda r: (-rank.get(r.risk_level, 99), r.risk_index)):  # most severe on top
         if r.town_code not in site_of:
             continue
@@ -250,6 +253,7 @@ def map_context(warehouse: Warehouse, report_settings: ReportSettings, days: lis
                 "x": x,
                 "y": y,
                 "colour": colours.get(r.risk_level, "#888"),
+                "r": radius.get(r.risk_level, base),
                 "title": f"{r.enterprise_id} {r.enterprise_name or ''}: {r.risk_level}, risk index {r.risk_index:.1f}",
             }
         )
@@ -327,7 +331,6 @@ def map_context(warehouse: Warehouse, report_settings: ReportSettings, days: lis
         "outline": geo.svg_path([projection.px(p) for p in outline]),
         "towns": town_shapes,
         "dots": dots,
-        "dot_radius": float(cfg["enterprise_dot_radius_px"]),
         "shelters": shelter_marks,
         "town_rows": town_rows,
         "enterprises_total": len(risks),
