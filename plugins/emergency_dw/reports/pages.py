@@ -216,11 +216,11 @@ def map_context(warehouse: Warehouse, report_settings: ReportSettings, days: lis
         warehouse, list(cfg["open_incident_statuses"])
     )
     calls: Counter = Counter()
-    call_day = None
+    call_days: list[dt.date] = []
     if queries.table_exists(warehouse, "marts", "fct_incident_response"):
         rows = queries.incidents(warehouse, [], days)
         calls = Counter((r["town_code"], r["channel"]) for r in rows)
-        call_day = max((r["received_date"] for r in rows), default=None)
+        call_days = sorted({r["received_date"] for r in rows})
     channels = (
         sorted({t.channel for t in queries.response_targets(warehouse)})
         if queries.table_exists(warehouse, "reference", "response_targets")
@@ -323,7 +323,7 @@ def map_context(warehouse: Warehouse, report_settings: ReportSettings, days: lis
         ],
         "risk_date": risk_date,
         "reported_date": reported_date,
-        "call_day": call_day,
+        "call_days": call_days,
         "channels": channels,
         "open_statuses": list(cfg["open_incident_statuses"]),
         "width": width,
