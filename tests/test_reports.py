@@ -20,7 +20,9 @@ from browser import Rendered, render
 from emergency_dw.catalog import all_feeds
 from emergency_dw.embedded import embedded_sources
 from emergency_dw.pipeline.ingest import day_interval, ingest
+from emergency_dw.reports import geo
 from emergency_dw.reports.pages import build_report_pages
+from emergency_dw.reports.report_settings import DEFAULT_SETTINGS, load_report_settings
 from emergency_dw.reports.summary import collect_run_summary
 from emergency_dw.transform import DBT_PROJECT, run_dbt
 
@@ -310,3 +312,30 @@ def test_pages_and_summary_read_a_postgres_warehouse(simulated: Path, tmp_path: 
             re.S,
         )
         assert cell and float(cell.group(1)) == pytest.approx(p90)
+
+
+def test_each_enterprise_is_drawn_inside_its_own_town_at_a_stable_spot() -> None:
+    towns = pd.read_csv(DBT_PROJECT / "seeds" / "towns.csv", dtype={"town_code": str})
+    projection = geo.projection_for(list(zip(towns["lon"], towns["lat"], strict=True)), 960, 760, 0.045)
+    sites = [projection.plane(lon, lat) for lon, lat in zip(towns["lon"], towns["lat"], strict=True)]
+    cells = geo.voronoi_cells(sites, geo.buffered_hull(sites, 0.045))
+    assert all(len(cell) >= 3 for cell in cells), "every town has an area"
+    for k, (site, cell) in enumerate(zip(sites, cells, strict=True)):
+        for n in range(50):
+            point = geo.place_in_cell(f"E{n:06d}", site, cell, 0.82)
+            assert point == geo.place_in_cell(f"E{n:06d}", site, cell, 0.82)
+            assert geo.inside(point, cell), towns["town_name"][k]
+            others = [j for j, other in enumerate(cells) if j != k and geo.inside(point, other)]
+            assert not others, f"a dot of {towns['town_name'][k]} falls in {towns['town_name'][others[0]]}"
+
+
+def test_a_risk_level_without_a_colour_names_the_settings_file(tmp_path: Path) -> None:
+    text = (DEFAULT_SETTINGS.read_text(encoding="utf-8")).replace('red = "#d62728"\n', "")
+    (tmp_path / "reports.toml").write_text(text, encoding="utf-8")
+    settings = load_report_settings(tmp_path / "reports.toml")
+    with pytest.raises(
+        ValueError, match=r"risk level 'red' .* has no colour in \[levels\] of .*reports.toml"
+    ):
+        settings.level_colour("red")
+    with pytest.raises(FileNotFoundError, match="EDW_REPORTS_SETTINGS"):
+        load_report_settings(tmp_path / "missing.toml")
