@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,49 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         terminalreporter.section("reliability")
         for name, count in sorted(RELIABILITY.items()):
             terminalreporter.write_line(f"{name}: {count}")
+
+
+RUN_SCALE = 0.005  # `edw run` in a subprocess: the smallest scale that still has every feed's batch
+
+
+@dataclass
+class EdwRun:
+    data_dir: Path
+    warehouse_url: str
+    returncode: int
+    output: str  # stdout and stderr
+    seconds: float
+
+
+@pytest.fixture(scope="session")
+def edw_run(tmp_path_factory: pytest.TempPathFactory) -> EdwRun:
+    """`edw run --date DAY --scale RUN_SCALE` for real, as `make run` calls it, in a fresh EDW_DATA_DIR
+    (once per session: the run summary and the report pages are both checked against what it left)."""
+    data_dir = tmp_path_factory.mktemp("edw-run") / "data"
+    env = dict(os.environ, EDW_DATA_DIR=str(data_dir), COLUMNS="160")
+    env.pop("EDW_WAREHOUSE_URL", None)
+    started = time.monotonic()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "emergency_dw.cli",
+            "run",
+            "--date",
+            DAY.isoformat(),
+            "--scale",
+            str(RUN_SCALE),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    return EdwRun(
+        data_dir,
+        f"duckdb:///{data_dir / 'warehouse.duckdb'}",
+        proc.returncode,
+        proc.stdout + proc.stderr,
+        time.monotonic() - started,
+    )

@@ -315,6 +315,130 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_pages(days: list[dt.date] | None) -> list[Path]:
+    from .reports.pages import build_report_pages
+
+    with console.status("writing the report pages (audit, situation map, response times)"):
+        pages = build_report_pages(days=days)
+    for page in pages:
+        console.print(f"[green]report[/] {page}")
+    return pages
+
+
+def _print_run_summary(summary) -> None:
+    """The run summary (emergency_dw.reports.summary.RunSummary) as tables."""
+    from .reports.charts import duration
+    from .reports.report_settings import load_report_settings
+
+    colours = load_report_settings().levels
+    days = ", ".join(summary.days) or "no batches"
+    table = Table(title=f"Rows per feed ({days})")
+    for header in ("feed", "batches", "extracted", "loaded", "quarantined", "rejected", "reconciles"):
+        table.add_column(header, justify="left" if header == "feed" else "right")
+    for f in summary.feeds:
+        failed = f" ([red]{f.failed_batches} failed[/])" if f.failed_batches else ""
+        table.add_row(
+            f.feed,
+            f"{f.batches}{failed}",
+            f"{f.rows_extracted:,}",
+            f"{f.rows_loaded:,}",
+            f"{f.rows_quarantined:,}",
+            f"{f.rows_rejected:,}",
+            "yes" if f.reconciles else "[red]NO[/]",
+        )
+    t = summary.totals
+    table.add_section()
+    table.add_row(
+        f"[bold]{len(summary.feeds)} feeds[/]",
+        f"{t['batches']}",
+        f"[bold]{t['rows_extracted']:,}[/]",
+        f"[bold]{t['rows_loaded']:,}[/]",
+        f"[bold]{t['rows_quarantined']:,}[/]",
+        f"[bold]{t['rows_rejected']:,}[/]",
+        "yes" if all(f.reconciles for f in summary.feeds) else "[red]NO[/]",
+    )
+    console.print(table)
+    v = summary.validation
+    if v is not None and v.pass_rate is not None:
+        severities = ", ".join(f"{name} {e['passed']}/{e['evaluated']}" for name, e in v.by_severity.items())
+        console.print(
+            f"[bold]Validation[/]: {v.expectations_passed:,} of {v.expectations_evaluated:,} expectation runs "
+            f"passed ([bold]{v.pass_rate:.1%}[/]; {severities}; {v.expectations_skipped} not run); "
+            "failing rows are quarantined, failing critical rules fail the batch"
+        )
+    if summary.top_enterprises:
+        counts = ", ".join(f"{name} {n:,}" for name, n in summary.risk_level_counts.items())
+        table = Table(
+            title=f"Top {len(summary.top_enterprises)} enterprises by risk on {summary.risk_date} ({counts})"
+        )
+        for header in ("#", "enterprise", "name", "town", "level", "risk index", "reasons"):
+            table.add_column(header, justify="right" if header in ("#", "risk index") else "left")
+        for e in summary.top_enterprises:
+            colour = colours.get(e.risk_level, "white")
+            table.add_row(
+                str(e.rank),
+                e.enterprise_id,
+                e.enterprise_name or "",
+                e.town_name or "",
+                f"[bold {colour}]{e.risk_level}[/]",
+                f"{e.risk_index:.1f}",
+                e.reasons,
+            )
+        console.print(table)
+    if summary.response:
+        received = summary.response_days
+        span = (
+            f"{received[0]} to {received[-1]}" if len(received) > 1 else (received[0] if received else "none")
+        )
+        table = Table(title=f"Response times per channel against target (calls received {span})")
+        for header in (
+            "channel",
+            "incidents",
+            "interval",
+            "measured",
+            "p50",
+            "p90",
+            "target",
+            "within target",
+        ):
+            table.add_column(header, justify="left" if header in ("channel", "interval") else "right")
+        for ch in summary.response:
+            for k, f in enumerate(ch.intervals):
+                share = "–" if f.within_target_share is None else f"{f.within_target_share:.0%}"
+                p90_ok = (
+                    f.p90_seconds is not None
+                    and f.target_seconds is not None
+                    and f.p90_seconds <= f.target_seconds
+                )
+                p90 = "–" if f.p90_seconds is None else duration(f.p90_seconds)
+                table.add_row(
+                    ch.channel if k == 0 else "",
+                    f"{ch.incidents:,}" if k == 0 else "",
+                    f.interval.replace("_", " "),
+                    f"{f.measured:,}",
+                    "–" if f.p50_seconds is None else duration(f.p50_seconds),
+                    p90 if p90_ok or f.p90_seconds is None else f"[red]{p90}[/]",
+                    "–" if f.target_seconds is None else duration(f.target_seconds),
+                    share,
+                )
+            table.add_section()
+        console.print(table)
+    for problem in summary.problems:
+        console.print(f"[yellow]not in the summary:[/] {problem}")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """The report pages (audit, situation map, response times) and the summary of the day(s) in the warehouse."""
+    from .reports.summary import collect_run_summary
+    from .simulator.run import days_from
+
+    days = days_from(args.date, args.days) if args.date else None
+    pages = _report_pages(days)
+    summary = collect_run_summary(settings().warehouse_url, days, {p.parent.name: str(p) for p in pages})
+    _print_run_summary(summary)
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_table, print_table
 
@@ -340,12 +464,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .reports.summary import RUN_SUMMARY, collect_run_summary, write_summary_json
     from .simulator.run import days_from
 
     started = time.perf_counter()
     console.rule(f"edw run: {args.days} day(s) from {args.date}, scale {args.scale}")
     results, outcomes = [], []
-    for day in days_from(args.date, args.days):
+    run_days = days_from(args.date, args.days)
+    for day in run_days:
         # day by day, as the departments' systems would have been read: a source database holds only
         # its current state, so a later day's snapshot must not be there when an earlier day is read
         console.rule(f"{day}: simulate the sources, then run one ingest DAG per feed for real")
@@ -353,19 +479,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         results += day_results
         outcomes += _ingest_days([f.name for f in catalog.all_feeds()], [day])
     _print_simulation(results, sources)
-    _print_batches(outcomes)
     console.rule("warehouse__build: dbt")
     built = _build()
     docs = _docs()
+    pages = {p.parent.name: p for p in _report_pages(run_days)}
     data = settings().data_dir
+    outputs = {
+        "sources (simulated)": str(sources),
+        "raw lake (Parquet)": str(settings().lake_dir / "raw"),
+        "warehouse": settings().warehouse_url,
+        "Airflow (SQLite)": str(data / "airflow"),
+        "validation Data Docs": str(docs),
+        "audit report": str(pages["audit"]),
+        "situation map": str(pages["map"]),
+        "response times": str(pages["response"]),
+        "run summary (JSON)": str(data / RUN_SUMMARY),
+    }
+    console.rule("run summary (read back from the warehouse)")
+    summary = collect_run_summary(settings().warehouse_url, run_days, outputs)
+    write_summary_json(summary, data / RUN_SUMMARY)
+    _print_run_summary(summary)
+    width = max(len(name) for name in outputs)
     lines = [
-        f"[bold green]Done[/] in {time.perf_counter() - started:.1f} s. Outputs under {data}:",
-        f"  sources (simulated)  {sources}",
-        f"  raw lake (Parquet)   {settings().lake_dir / 'raw'}",
-        f"  warehouse            {settings().warehouse_url}  (raw, quarantine, audit, staging, marts)",
-        f"  Airflow (SQLite)     {data / 'airflow'}",
-        f"  validation reports   {docs}",
+        f"[bold green]Done[/] in {time.perf_counter() - started:.1f} s. Where each output is (under {data}):"
     ]
+    lines += [f"  {name:{width}}  {path}" for name, path in outputs.items()]
     console.print("\n".join(lines))
     failed = [o.feed for o in outcomes if o.state != "success"]
     if failed:
@@ -446,6 +584,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("docs", help="render the auditors' reports (Great Expectations Data Docs)")
     p.set_defaults(func=cmd_docs)
+
+    p = sub.add_parser(
+        "report",
+        help="write the report pages (audit, situation map, response times) under data/docs and print the summary",
+    )
+    p.add_argument("--date", type=_date, default=None, help="first day of the summary (default: the latest)")
+    p.add_argument("--days", type=int, default=1, help="number of days from --date")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("evaluate", help="anomaly detection quality against the simulator's ground truth")
     p.set_defaults(func=cmd_evaluate)

@@ -1,0 +1,152 @@
+"""`edw run` (the real CLI, as `make run` calls it) on a tiny simulated day: it succeeds, and the summary it
+prints and writes to run_summary.json holds the numbers the warehouse holds, each recomputed here with
+plain SQL and pandas straight from the DuckDB file (not through the reports' own queries)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from emergency_dw.reports.summary import collect_run_summary
+from emergency_dw.transform import DBT_PROJECT
+
+from conftest import DAY, EdwRun
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run(edw_run: EdwRun) -> EdwRun:
+    assert edw_run.returncode == 0, f"edw run failed (exit {edw_run.returncode}):\n{edw_run.output[-6000:]}"
+    return edw_run
+
+
+@pytest.fixture(scope="module")
+def summary(run: EdwRun) -> dict:
+    path = run.data_dir / "run_summary.json"
+    assert path.exists(), f"edw run wrote no {path}"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def db(run: EdwRun):
+    conn = duckdb.connect(str(run.data_dir / "warehouse.duckdb"), read_only=True)
+    yield conn
+    conn.close()
+
+
+def test_rows_per_feed_equal_audit_batches(summary: dict, db, run: EdwRun) -> None:
+    expected = db.execute(
+        "select feed, count(*) as batches, sum(rows_extracted) as extracted, sum(rows_loaded) as loaded, "
+        "sum(rows_quarantined) as quarantined, sum(rows_rejected) as rejected from audit.batches group by feed"
+    ).df()
+    got = {f["feed"]: f for f in summary["feeds"]}
+    assert len(got) == len(expected) == 41, "every catalog feed has its batch in the summary"
+    for row in expected.itertuples():
+        feed = got[row.feed]
+        assert (feed["batches"], feed["rows_extracted"], feed["rows_loaded"]) == (
+            row.batches,
+            row.extracted,
+            row.loaded,
+        ), row.feed
+        assert (feed["rows_quarantined"], feed["rows_rejected"]) == (row.quarantined, row.rejected), row.feed
+        assert feed["reconciles"] is True
+    assert summary["totals"]["rows_extracted"] == expected["extracted"].sum()
+    assert summary["totals"]["rows_quarantined"] == expected["quarantined"].sum() > 0, "defects were injected"
+    assert summary["days"] == [DAY.isoformat()]
+    # the printed table says the same: its totals line carries the total rows extracted
+    assert f"{int(expected['extracted'].sum()):,}" in run.output
+    assert "Rows per feed" in run.output
+
+
+def test_validation_pass_rate_equals_validation_results(summary: dict, db, run: EdwRun) -> None:
+    evaluated, passed = db.execute(
+        "select count(*), count(*) filter (where success) from audit.validation_results where skipped is null"
+    ).fetchone()
+    v = summary["validation"]
+    assert (v["expectations_evaluated"], v["expectations_passed"]) == (evaluated, passed)
+    assert v["pass_rate"] == pytest.approx(passed / evaluated)
+    assert 0 < v["pass_rate"] < 1, "the injected defects fail some row rules"
+    assert f"{passed / evaluated:.1%}" in run.output
+
+
+def test_top_enterprises_are_the_marts_most_severe(summary: dict, db, run: EdwRun) -> None:
+    expected = db.execute(
+        "select r.enterprise_id, cast(r.risk_index as double) as risk_index, r.risk_level, r.top_factors, "
+        "e.town_name from marts.fct_enterprise_risk_daily r "
+        "join reference.risk_level_thresholds t using (risk_level) "
+        "left join marts.dim_enterprise e using (enterprise_id) "
+        "where r.risk_date = (select max(risk_date) from marts.fct_enterprise_risk_daily) "
+        "order by t.level_rank, r.risk_index desc, r.enterprise_id limit 10"
+    ).df()
+    top = summary["top_enterprises"]
+    assert [e["enterprise_id"] for e in top] == expected["enterprise_id"].tolist()
+    assert [e["risk_level"] for e in top] == expected["risk_level"].tolist()
+    assert [e["risk_index"] for e in top] == pytest.approx(expected["risk_index"].tolist())
+    assert [e["reasons"] for e in top] == expected["top_factors"].tolist()
+    assert all(e["reasons"] for e in top), "each listed enterprise says why"
+    counts = dict(
+        db.execute(
+            "select risk_level, count(*) from marts.fct_enterprise_risk_daily "
+            "where risk_date = (select max(risk_date) from marts.fct_enterprise_risk_daily) group by 1"
+        ).fetchall()
+    )
+    assert {k: v for k, v in summary["risk_level_counts"].items() if v} == counts
+    assert expected["enterprise_id"][0] in run.output
+
+
+def test_response_percentiles_per_channel_against_seed_targets(summary: dict, db) -> None:
+    incidents = db.execute(
+        "select channel, alarm_handling_seconds, turnout_seconds, travel_seconds, response_seconds "
+        "from marts.fct_incident_response where received_date = ?",
+        [DAY],
+    ).df()
+    seed = pd.read_csv(DBT_PROJECT / "seeds" / "response_targets.csv", dtype={"channel": str})
+    targets = {(r.channel, r.interval_name): r.target_seconds for r in seed.itertuples()}
+    assert [c["channel"] for c in summary["response"]] == ["110", "119", "120"]
+    assert summary["response_days"] == [DAY.isoformat()]
+    for channel in summary["response"]:
+        rows = incidents[incidents["channel"] == channel["channel"]]
+        assert channel["incidents"] == len(rows)
+        assert [f["interval"] for f in channel["intervals"]] == [
+            "alarm_handling",
+            "turnout",
+            "travel",
+            "response",
+        ]
+        for f in channel["intervals"]:
+            values = rows[f"{f['interval']}_seconds"].dropna().astype(float)
+            assert f["target_seconds"] == targets[(channel["channel"], f["interval"])]
+            assert f["measured"] == len(values)
+            if len(values):
+                assert f["p50_seconds"] == pytest.approx(values.quantile(0.5))
+                assert f["p90_seconds"] == pytest.approx(values.quantile(0.9))
+                assert f["within_target_share"] == pytest.approx((values <= f["target_seconds"]).mean())
+
+
+def test_summary_says_where_each_output_is(summary: dict, run: EdwRun) -> None:
+    outputs = summary["outputs"]
+    for name in (
+        "audit report",
+        "situation map",
+        "response times",
+        "validation Data Docs",
+        "run summary (JSON)",
+    ):
+        path = Path(outputs[name])
+        assert path.exists(), f"{name}: {path}"
+        assert str(path) in run.output.replace("\n", "")
+    assert Path(outputs["raw lake (Parquet)"]).is_dir()
+    assert outputs["warehouse"] == run.warehouse_url
+
+
+def test_summary_of_an_empty_warehouse_says_what_to_run(tmp_path: Path) -> None:
+    summary = collect_run_summary(f"duckdb:///{tmp_path / 'empty.duckdb'}")
+    assert summary.feeds == [] and summary.top_enterprises == [] and summary.response == []
+    text = " ".join(summary.problems)
+    assert "audit.batches is not in the warehouse" in text and "edw run" in text
+    assert "run `edw build`" in text
