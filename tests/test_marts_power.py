@@ -239,3 +239,60 @@ def test_a_warning_detects_an_injected_anomaly_it_overlaps_within_one_interval()
     assert (rows["overload"]["matched_warnings"], rows["overload"]["warnings"]) == (1, 2)
     assert rows["surge"]["recall"] == 1.0 and rows["surge"]["precision"] == 1.0
     assert rows["abnormal_fluctuation"]["precision"] == 0.0 and rows["abnormal_fluctuation"]["recall"] is None
+
+
+def test_the_baselines_equal_a_median_mad_and_percentile_recomputed_in_pandas(built: Built):
+    """The robust z-score's median and MAD per meter and slot, and the surge's step percentile per meter,
+    for the last day (built incrementally), recomputed from the sequenced readings of the days before it."""
+    last = built.days[-1]
+    thresholds = {
+        (r["rule"], r["parameter"]): float(r["value"])
+        for r in _query(built.url, "select rule, parameter, value from reference.anomaly_thresholds")
+    }
+    baseline_days = int(thresholds[("abnormal_fluctuation", "baseline_days")])
+    fraction = thresholds[("surge", "step_percentile")]
+    readings = pd.DataFrame(
+        _query(
+            built.url,
+            "select meter_id, reading_date, slot_of_day, load_kw, step_kw"
+            " from intermediate.int_power_readings_sequenced",
+        )
+    )
+    readings["reading_date"] = pd.to_datetime(readings["reading_date"]).dt.date
+    window = readings[
+        (readings["reading_date"] < last)
+        & (readings["reading_date"] >= last - dt.timedelta(days=baseline_days))
+    ]
+    slots = window.dropna(subset=["load_kw"]).groupby(["meter_id", "slot_of_day"])["load_kw"]
+    expected = pd.DataFrame({"median": slots.median(), "count": slots.size()})
+    deviation = (
+        window["load_kw"] - window.groupby(["meter_id", "slot_of_day"])["load_kw"].transform("median")
+    ).abs()
+    expected["mad"] = deviation.groupby([window["meter_id"], window["slot_of_day"]]).median()
+    built_slots = pd.DataFrame(
+        _query(
+            built.url,
+            "select meter_id, slot_of_day, median_load_kw, mad_load_kw, baseline_days"
+            f" from intermediate.int_power_slot_baselines where baseline_date = date '{last}'",
+        )
+    ).set_index(["meter_id", "slot_of_day"])
+    assert len(built_slots) == len(expected) > 0
+    joined = built_slots.join(expected, how="inner")
+    assert len(joined) == len(expected)
+    assert (joined["median_load_kw"] - joined["median"]).abs().max() < 1e-9
+    assert (joined["mad_load_kw"] - joined["mad"]).abs().max() < 1e-9
+    assert (joined["baseline_days"] == joined["count"]).all()
+
+    steps = window.dropna(subset=["step_kw"]).groupby("meter_id")["step_kw"]
+    expected_steps = steps.quantile(fraction, interpolation="linear")
+    built_steps = pd.DataFrame(
+        _query(
+            built.url,
+            "select meter_id, step_percentile_kw, steps from intermediate.int_power_step_baselines"
+            f" where baseline_date = date '{last}'",
+        )
+    ).set_index("meter_id")
+    assert len(built_steps) == len(expected_steps) > 0
+    difference = (built_steps["step_percentile_kw"] - expected_steps).abs()
+    assert difference.max() < 1e-6, difference.sort_values().tail()
+    assert (built_steps["steps"] == steps.size().reindex(built_steps.index)).all()

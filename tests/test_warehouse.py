@@ -293,3 +293,48 @@ def test_question_marks_become_dollar_placeholders() -> None:
     assert to_dollar_placeholders("SELECT ?, '?''?', \"a?\" -- ?\n, ? /* ? */ , ?") == (
         "SELECT $1, '?''?', \"a?\" -- ?\n, $2 /* ? */ , $3"
     )
+
+
+def test_the_embedded_warehouse_is_bounded_by_the_configured_memory_and_spill_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from emergency_dw.transform import dbt_environment
+
+    monkeypatch.setenv("EDW_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("EDW_DUCKDB_MEMORY_LIMIT", "700MB")
+    monkeypatch.setenv("EDW_DUCKDB_THREADS", "1")
+    url = f"duckdb:///{tmp_path / 'data' / 'warehouse.duckdb'}"
+    wh = connect(url)
+    try:
+        limit, threads, temp = (
+            wh.query(
+                "select current_setting('memory_limit') as m, current_setting('threads') as t,"
+                " current_setting('temp_directory') as d"
+            )
+            .to_pylist()[0]
+            .values()
+        )
+    finally:
+        wh.close()
+    assert limit.replace(" ", "") in ("667.5MiB", "700.0MB", "700MB")  # DuckDB shows it in MiB
+    assert int(threads) == 1
+    assert Path(temp) == tmp_path / "data" / "duckdb_tmp"
+    env = dbt_environment(url)  # dbt's profile gets the same bounds
+    assert env["EDW_DUCKDB_MEMORY_LIMIT"] == "700MB"
+    assert Path(env["EDW_DUCKDB_TEMP_DIR"]) == tmp_path / "data" / "duckdb_tmp"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("EDW_DUCKDB_MEMORY_LIMIT", "lots", "memory_limit"),
+        ("EDW_DUCKDB_THREADS", "two", "EDW_DUCKDB_THREADS"),
+    ],
+)
+def test_a_bad_duckdb_bound_is_refused_with_a_message_naming_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, named: str
+) -> None:
+    monkeypatch.setenv("EDW_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match=named):
+        connect(f"duckdb:///{tmp_path / 'w.duckdb'}")

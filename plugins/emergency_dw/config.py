@@ -1,6 +1,9 @@
 """Run-time settings read from the environment (never from the repository).
 
 Every path the platform writes lives under ``EDW_DATA_DIR``; the warehouse is ``EDW_WAREHOUSE_URL``.
+The embedded DuckDB warehouse is bounded by ``EDW_DUCKDB_MEMORY_LIMIT`` (default 1GB: the pipeline and
+dbt share one process, which must stay under 2 GiB; DuckDB spills the rest to
+``$EDW_DATA_DIR/duckdb_tmp``) and uses ``EDW_DUCKDB_THREADS`` threads (default: every core).
 """
 
 from __future__ import annotations
@@ -13,12 +16,20 @@ from zoneinfo import ZoneInfo
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 DEFAULT_SEED = 20240601
+DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
 
 
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
     warehouse_url: str
+    duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
+    duckdb_threads: int = 0  # 0: DuckDB's default, every core
+
+    @property
+    def duckdb_temp_dir(self) -> Path:
+        """Where DuckDB spills what does not fit in its memory limit."""
+        return self.data_dir / "duckdb_tmp"
 
     @property
     def sources_dir(self) -> Path:
@@ -33,7 +44,15 @@ class Settings:
 def settings() -> Settings:
     data_dir = Path(os.environ.get("EDW_DATA_DIR", "data")).resolve()
     warehouse_url = os.environ.get("EDW_WAREHOUSE_URL") or f"duckdb:///{data_dir / 'warehouse.duckdb'}"
-    return Settings(data_dir=data_dir, warehouse_url=warehouse_url)
+    threads = os.environ.get("EDW_DUCKDB_THREADS", "0").strip() or "0"
+    if not threads.isdigit():
+        raise ValueError(f"EDW_DUCKDB_THREADS={threads!r}: give a whole number of threads (0 for every core)")
+    return Settings(
+        data_dir=data_dir,
+        warehouse_url=warehouse_url,
+        duckdb_memory_limit=os.environ.get("EDW_DUCKDB_MEMORY_LIMIT") or DEFAULT_DUCKDB_MEMORY_LIMIT,
+        duckdb_threads=int(threads),
+    )
 
 
 def default_date() -> dt.date:

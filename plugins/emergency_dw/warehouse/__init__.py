@@ -24,9 +24,17 @@ ACCEPTED_URLS = "duckdb:///path/to/file.duckdb, duckdb:///:memory:, postgresql:/
 def connect(url: str) -> Warehouse:
     """The warehouse at ``url`` (the value of EDW_WAREHOUSE_URL)."""
     if url.startswith("duckdb:///"):
+        from emergency_dw.config import settings
         from emergency_dw.warehouse.duckdb_backend import DuckDBWarehouse
 
-        return DuckDBWarehouse(url.removeprefix("duckdb:///"))
+        config = settings()
+        path = url.removeprefix("duckdb:///")
+        return DuckDBWarehouse(
+            path,
+            memory_limit=config.duckdb_memory_limit,
+            threads=config.duckdb_threads,
+            temp_directory=None if path == ":memory:" else config.duckdb_temp_dir,
+        )
     if url.startswith(("postgresql://", "postgres://")):
         from emergency_dw.warehouse.postgres_backend import PostgresWarehouse
 

@@ -36,19 +36,47 @@ SQL_TYPES = {
 }
 
 
+def _setting_text(value: str) -> str:
+    """A setting's value inside single quotes (SET takes no parameters)."""
+    return value.replace("'", "''")
+
+
 DuckDBTransaction = BulkTransaction  # the verbs are the same; only _run and _insert differ
 
 
 class DuckDBWarehouse:
     dialect = "duckdb"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        memory_limit: str | None = None,
+        threads: int = 0,
+        temp_directory: str | Path | None = None,
+    ) -> None:
+        """``memory_limit`` (e.g. '1GB'), ``threads`` (0: every core) and ``temp_directory`` (where what
+        does not fit is spilled) bound the database; None leaves DuckDB's defaults."""
         path = str(path)
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._con = duckdb.connect(path)
         self._con.execute("SET TimeZone = 'UTC'")
+        try:
+            if memory_limit:
+                self._con.execute(f"SET memory_limit = '{_setting_text(memory_limit)}'")
+            if threads:
+                self._con.execute(f"SET threads = {int(threads)}")
+            if temp_directory:
+                Path(temp_directory).mkdir(parents=True, exist_ok=True)
+                self._con.execute(f"SET temp_directory = '{_setting_text(str(temp_directory))}'")
+        except duckdb.Error as exc:
+            self._con.close()
+            raise ValueError(
+                f"DuckDB refused the settings memory_limit={memory_limit!r}, threads={threads!r}, "
+                f"temp_directory={temp_directory!r}: {exc} (set EDW_DUCKDB_MEMORY_LIMIT like '1GB' and "
+                "EDW_DUCKDB_THREADS to a whole number)"
+            ) from exc
         self._in_transaction = False
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
