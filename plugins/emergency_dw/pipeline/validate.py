@@ -86,7 +86,8 @@ def run_suite(suite_name: str, frame: pd.DataFrame, rules: list[dict]) -> tuple[
     for r in runnable:
         suite.add_expectation(
             _expectation_class(r["expectation"])(
-                **r["kwargs"], meta={"rule": r["name"], "severity": r["severity"]}
+                **r["kwargs"],
+                meta={"rule": r["name"], "severity": r["severity"], "description": r.get("description", "")},
             )
         )
     existing = {s.name for s in context.suites.all()}
