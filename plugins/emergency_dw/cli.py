@@ -301,18 +301,38 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0 if _build() else 1
 
 
-def _docs() -> Path:
+def _docs_sites() -> bool:
+    """Write the auditors' report sites and the index linking them; True when every site was written."""
     from .reports.data_docs import build_data_docs
+    from .reports.dbt_docs import build_dbt_docs
+    from .reports.site_index import write_site_index
 
-    with console.status("rendering the Great Expectations Data Docs"):
-        index = build_data_docs()
-    console.print(f"[green]Data Docs[/] {index}")
-    return index
+    ok = True
+    steps = [
+        ("Data Docs (validation reports)", "rendering the Great Expectations Data Docs", build_data_docs),
+        ("dbt docs", "dbt docs generate --static against the warehouse", build_dbt_docs),
+    ]
+    for label, doing, build in steps:
+        try:
+            with console.status(doing):
+                index = build()
+        except (RuntimeError, OSError) as exc:
+            ok = False
+            console.print(f"[red]{label} not written:[/] {exc}")
+        else:
+            console.print(f"[green]{label}[/] {index}")
+    console.print(f"[green]reports index[/] {write_site_index()}  (open it in a browser; no server needed)")
+    return ok
+
+
+def _docs() -> Path:
+    """The report sites (see `_docs_sites`); returns the validation reports' index page."""
+    _docs_sites()
+    return settings().data_dir / "docs" / "validation" / "index.html"
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    _docs()
-    return 0
+    return 0 if _docs_sites() else 1
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -444,7 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="the dbt build (what the warehouse__build DAG runs)")
     p.set_defaults(func=cmd_build)
 
-    p = sub.add_parser("docs", help="render the auditors' reports (Great Expectations Data Docs)")
+    p = sub.add_parser(
+        "docs", help="write the auditors' reports: Data Docs, dbt docs and an index (data/docs/index.html)"
+    )
     p.set_defaults(func=cmd_docs)
 
     p = sub.add_parser("evaluate", help="anomaly detection quality against the simulator's ground truth")
