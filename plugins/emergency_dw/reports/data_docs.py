@@ -167,6 +167,8 @@ def localise_assets(site_dir: Path) -> int:
             re.escape(GX_WEB_ASSETS) + r"logo-long\.png[^\"']*", f"{prefix}/images/logo-long.png", text
         )
         text = text.replace(f"url('{GX_WEB_ASSETS}full_logo_dark.png')", "none")
+        # GX's favicon.j2 climbs one directory too few on run pages: point every static/ link at the site's
+        text = re.sub(r"""(["'])(?:\./|(?:\.\./)+)static/""", lambda m, up=prefix: f"{m[1]}{up}/", text)
         # file:// pages have an opaque origin: a crossorigin/integrity fetch of a local file is refused.
         # The vendored files' sha384 equal the templates' integrity= values (checked when vendored).
         text = re.sub(r"<script\b[^>]*>", lambda tag: SRI_ATTRIBUTES.sub("", tag.group(0)), text)
