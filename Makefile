@@ -49,10 +49,8 @@ simulate: $(STAMP)  ## simulate one day of every source (ARGS="--date D --days N
 serve: $(STAMP)  ## serve the simulated sources over HTTP
 	$(VENV)/bin/edw simulate serve $(ARGS)
 
-airflow: $(STAMP)  ## Airflow standalone with the project's DAGs; UI on http://localhost:8080
-	EDW_DATA_DIR=$${EDW_DATA_DIR:-$(CURDIR)/data} AIRFLOW_HOME=$${AIRFLOW_HOME:-$(CURDIR)/data/airflow} \
-	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__LOAD_EXAMPLES=False \
-	AIRFLOW__COSMOS__ENABLE_TELEMETRY=False DO_NOT_TRACK=1 $(VENV)/bin/airflow standalone
+airflow: $(STAMP)  ## Airflow standalone with the project's DAGs; UI on http://localhost:8080 (no login; see tools/airflow-local)
+	EDW_AIRFLOW=$(CURDIR)/$(VENV)/bin/airflow tools/airflow-local standalone
 
 catalog: $(STAMP)
 	$(VENV)/bin/edw catalog

@@ -15,7 +15,6 @@ import duckdb
 import pandas as pd
 import psycopg
 import pytest
-from browser import Rendered, render
 
 from emergency_dw.catalog import all_feeds
 from emergency_dw.embedded import embedded_sources
@@ -26,6 +25,7 @@ from emergency_dw.reports.report_settings import DEFAULT_SETTINGS, load_report_s
 from emergency_dw.reports.summary import collect_run_summary
 from emergency_dw.transform import DBT_PROJECT, run_dbt
 
+from browser import Rendered, render
 from conftest import DAY, EdwRun
 from databases import postgres_database
 

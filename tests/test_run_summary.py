@@ -135,6 +135,8 @@ def test_summary_says_where_each_output_is(summary: dict, run: EdwRun) -> None:
         "situation map",
         "response times",
         "validation Data Docs",
+        "dbt docs",
+        "reports index",
         "run summary (JSON)",
     ):
         path = Path(outputs[name])

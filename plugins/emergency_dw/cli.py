@@ -301,20 +301,6 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0 if _build() else 1
 
 
-def _docs() -> Path:
-    from .reports.data_docs import build_data_docs
-
-    with console.status("rendering the Great Expectations Data Docs"):
-        index = build_data_docs()
-    console.print(f"[green]Data Docs[/] {index}")
-    return index
-
-
-def cmd_docs(args: argparse.Namespace) -> int:
-    _docs()
-    return 0
-
-
 def _report_pages(days: list[dt.date] | None) -> list[Path]:
     from .reports.pages import build_report_pages
 
@@ -323,6 +309,48 @@ def _report_pages(days: list[dt.date] | None) -> list[Path]:
     for page in pages:
         console.print(f"[green]report[/] {page}")
     return pages
+
+
+def _site_index() -> Path:
+    from .reports.site_index import write_site_index
+
+    index = write_site_index()
+    console.print(f"[green]reports index[/] {index}  (open it in a browser; no server needed)")
+    return index
+
+
+def _docs(days: list[dt.date] | None = None) -> tuple[bool, dict[str, Path]]:
+    """Every report site: the report pages (audit, map, response), the GX Data Docs, the dbt docs,
+    and the index linking them. Returns whether every site was written, and where each is."""
+    from .reports.data_docs import build_data_docs
+    from .reports.dbt_docs import build_dbt_docs
+
+    written = {p.parent.name: p for p in _report_pages(days)}
+    ok = True
+    steps = [
+        (
+            "validation",
+            "Data Docs (validation reports)",
+            "rendering the Great Expectations Data Docs",
+            build_data_docs,
+        ),
+        ("dbt", "dbt docs", "dbt docs generate --static against the warehouse", build_dbt_docs),
+    ]
+    for name, label, doing, build in steps:
+        try:
+            with console.status(doing):
+                written[name] = build()
+        except (RuntimeError, OSError) as exc:
+            ok = False
+            console.print(f"[red]{label} not written:[/] {exc}")
+        else:
+            console.print(f"[green]{label}[/] {written[name]}")
+    written["index"] = _site_index()
+    return ok, written
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    return 0 if _docs()[0] else 1
 
 
 def _print_run_summary(summary) -> None:
@@ -434,6 +462,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     days = days_from(args.date, args.days) if args.date else None
     pages = _report_pages(days)
+    _site_index()
     summary = collect_run_summary(settings().warehouse_url, days, {p.parent.name: str(p) for p in pages})
     _print_run_summary(summary)
     return 0
@@ -481,18 +510,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     _print_simulation(results, sources)
     console.rule("warehouse__build: dbt")
     built = _build()
-    docs = _docs()
-    pages = {p.parent.name: p for p in _report_pages(run_days)}
+    docs_ok, sites = _docs(run_days)
     data = settings().data_dir
     outputs = {
         "sources (simulated)": str(sources),
         "raw lake (Parquet)": str(settings().lake_dir / "raw"),
         "warehouse": settings().warehouse_url,
         "Airflow (SQLite)": str(data / "airflow"),
-        "validation Data Docs": str(docs),
-        "audit report": str(pages["audit"]),
-        "situation map": str(pages["map"]),
-        "response times": str(pages["response"]),
+        "reports index": str(sites["index"]),
+        "audit report": str(sites["audit"]),
+        "situation map": str(sites["map"]),
+        "response times": str(sites["response"]),
+        "validation Data Docs": str(sites.get("validation", "not written (see above)")),
+        "dbt docs": str(sites.get("dbt", "not written (see above)")),
         "run summary (JSON)": str(data / RUN_SUMMARY),
     }
     console.rule("run summary (read back from the warehouse)")
@@ -510,7 +540,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(
             f"[yellow]{len(failed)} batch(es) failed as a whole[/] (audit.batches.error): {', '.join(failed)}"
         )
-    return 0 if built else 1
+    return 0 if built and docs_ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -582,7 +612,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="the dbt build (what the warehouse__build DAG runs)")
     p.set_defaults(func=cmd_build)
 
-    p = sub.add_parser("docs", help="render the auditors' reports (Great Expectations Data Docs)")
+    p = sub.add_parser(
+        "docs", help="write the auditors' reports: Data Docs, dbt docs and an index (data/docs/index.html)"
+    )
     p.set_defaults(func=cmd_docs)
 
     p = sub.add_parser(

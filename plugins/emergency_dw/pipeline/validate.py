@@ -107,7 +107,10 @@ def run_suite(suite_name: str, frame: pd.DataFrame, rules: list[dict]) -> tuple[
         if "membership" in r:
             expectation, kwargs = _membership_check(data, r)
         expectations.append(
-            _expectation_class(expectation)(**kwargs, meta={"rule": r["name"], "severity": r["severity"]})
+            _expectation_class(expectation)(
+                **kwargs,
+                meta={"rule": r["name"], "severity": r["severity"], "description": r.get("description", "")},
+            )
         )
     suite = gx.ExpectationSuite(name=suite_name, expectations=expectations)
     existing = {s.name for s in context.suites.all()}
