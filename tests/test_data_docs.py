@@ -153,12 +153,14 @@ def test_the_reports_index_links_each_site_on_disk(reports, tmp_path: Path):
     text = render((docs / "index.html").as_uri(), tmp_path / "reports.png", budget_ms=1000).text
     assert "Validation reports (Great Expectations Data Docs)" in text
     assert "Warehouse documentation (dbt docs)" in text
-    assert "Response" not in text
-    other = docs / "response" / "index.html"  # a site another module writes appears under its own title
+    for page in ("audit", "map", "response"):  # edw docs writes the report pages too
+        assert (docs / page / "index.html").is_file()
+    assert "Response times" in text and "Drill results" not in text
+    other = docs / "drills" / "index.html"  # a site another module writes appears under its own title
     other.parent.mkdir()
-    other.write_text("<html><head><title>Response times by town</title></head><body></body></html>")
+    other.write_text("<html><head><title>Drill results by town</title></head><body></body></html>")
     try:
         html = write_site_index(docs).read_text()
     finally:
         shutil.rmtree(other.parent)
-    assert "Response times by town" in html and 'href="response/index.html"' in html
+    assert "Drill results by town" in html and 'href="drills/index.html"' in html

@@ -114,10 +114,17 @@
 
 {# A number of the seed anomaly_thresholds (rule, parameter), read when the model runs, for SQL that
    needs a constant (DuckDB's quantile_cont takes only a constant fraction). Fails the model when the
-   seed lacks the row. While dbt parses (nothing is read yet), 0.5 stands in. #}
+   seed lacks the row, or is not loaded when a model is built. While dbt parses, and when it only
+   compiles (docs generate) before the seed is loaded, 0.5 stands in. #}
 {% macro seed_parameter(seed_name, rule, parameter) -%}
     {%- set seed = ref(seed_name) -%}
     {%- if not execute -%}
+        {{ return(0.5) }}
+    {%- endif -%}
+    {%- if adapter.get_relation(database=seed.database, schema=seed.schema, identifier=seed.identifier) is none -%}
+        {%- if flags.WHICH in ('run', 'build') -%}
+            {{ exceptions.raise_compiler_error("seed " ~ seed_name ~ " is not loaded in " ~ seed.schema ~ ": run dbt seed (or edw build) first") }}
+        {%- endif -%}
         {{ return(0.5) }}
     {%- endif -%}
     {%- set query -%}
