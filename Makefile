@@ -51,7 +51,7 @@ serve: $(STAMP)  ## serve the simulated sources over HTTP
 
 airflow: $(STAMP)  ## Airflow standalone with the project's DAGs; UI on http://localhost:8080
 	EDW_DATA_DIR=$${EDW_DATA_DIR:-$(CURDIR)/data} AIRFLOW_HOME=$${AIRFLOW_HOME:-$(CURDIR)/data/airflow} \
-	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__DEFAULT_TIMEZONE=Asia/Shanghai \
 	AIRFLOW__COSMOS__ENABLE_TELEMETRY=False DO_NOT_TRACK=1 $(VENV)/bin/airflow standalone
 
 catalog: $(STAMP)
