@@ -160,6 +160,21 @@ def delete_redis_keys(prefix: str) -> None:
         client.close()
 
 
+def _require_redis() -> None:
+    import redis
+
+    client = redis.Redis.from_url(f"{REDIS_URL}/{REDIS_DB}", socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise AssertionError(
+            f"Redis is unreachable at {REDIS_URL} ({exc}); the Celery test needs it as its broker. "
+            "Start it with: redis-server --daemonize yes --bind 127.0.0.1 --save '' (or set EDW_TEST_REDIS_URL)"
+        ) from exc
+    finally:
+        client.close()
+
+
 @contextmanager
 def airflow_cluster(
     home: Path, edw_env: dict[str, str], executor: str = "LocalExecutor", parallelism: int = 4
@@ -200,6 +215,7 @@ def airflow_cluster(
     }
     prefix = None
     if executor == "CeleryExecutor":
+        _require_redis()
         prefix = f"edw-test-{uuid.uuid4().hex[:10]}:"
         env["AIRFLOW__CELERY__BROKER_URL"] = f"{REDIS_URL}/{REDIS_DB}"
         env["AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX"] = prefix
