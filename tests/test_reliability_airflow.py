@@ -99,9 +99,9 @@ def reference(work: Path, sources: Path):
     """Seven daily runs through the project's runner (`edw backfill`: dag.test, day by day)."""
     import time
 
+    root = _data_dir(work, sources)
     database = create_database("edw_test_daily")
     url = postgres_url(database)
-    root = _data_dir(work, sources)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "EDW_"))},
         "EDW_DATA_DIR": str(root),
@@ -187,9 +187,9 @@ def test_a_seven_day_airflow_backfill_equals_seven_daily_runs(
     quarantine, audit.batches, validation results, watermarks) equals the seven daily runs'."""
     batch_ids = {f"{feed}:{day}" for feed in FEEDS for day in DAYS}
     _check_batches(reference.rows, reference.manifest_rows, batch_ids)
+    root = _data_dir(work, sources)
     database = create_database("edw_test_backfill")
     url = postgres_url(database)
-    root = _data_dir(work, sources)
     try:
         with (
             serve_simulator(root / "sources", work / "backfill-simulator.log", fault_rate=0.2) as server,
@@ -254,9 +254,9 @@ def test_the_celery_executor_runs_two_dag_runs_at_once_and_both_batches_load(
     backend: two runs of ingest__alerts_110 (two days) at once; both batches equal the daily runs'."""
     days = DAYS[:2]
     batch_ids = {f"alerts_110:{day}" for day in days}
+    root = _data_dir(work, sources)
     database = create_database("edw_test_celery")
     url = postgres_url(database)
-    root = _data_dir(work, sources)
     try:
         with (
             serve_simulator(root / "sources", work / "celery-simulator.log", fault_rate=0.0) as server,
