@@ -42,7 +42,8 @@ def test_one_ingest_dag_per_feed_with_tags_retries_docs_callback_and_asset(dagba
     for feed in catalog.FEEDS:
         dag = bag.dags[f"ingest__{feed.name}"]
         assert dag.tags and "ingest" in dag.tags and feed.department in dag.tags
-        assert dag.schedule == feed.schedule if hasattr(dag, "schedule") else True
+        assert type(dag.timetable).__name__ == "CronDataIntervalTimetable", feed.name
+        assert dag.timetable.expression in (feed.schedule, "0 0 * * *"), feed.name
         assert dag.doc_md and feed.name in dag.doc_md
         assert [t.task_id for t in dag.tasks] == ["extract_and_land", "validate_and_load"]
         for task in dag.tasks:
@@ -50,6 +51,42 @@ def test_one_ingest_dag_per_feed_with_tags_retries_docs_callback_and_asset(dagba
             assert task.on_failure_callback
         outlets = dag.get_task("validate_and_load").outlets
         assert [o.name for o in outlets] == [f"raw.{feed.name}"]
+
+
+def test_a_scheduled_or_backfilled_run_of_day_d_loads_the_batch_of_day_d(dagbag):
+    """Airflow 3 reads a bare cron string as a trigger timetable with an empty data interval; the DAGs
+    schedule local-day data intervals instead, so the run Airflow makes for logical date D (a scheduled
+    run, or `airflow backfill create --from-date D`) extracts [D 00:00, D+1 00:00) Asia/Shanghai: batch D."""
+    import datetime as dt
+
+    import pendulum
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.timetables.base import TimeRestriction
+
+    from emergency_dw.pipeline.ingest import batch_id_for, day_interval
+
+    bag, _ = dagbag
+    feed = catalog.get_feed("alerts_110")
+    timetable = coerce_to_core_timetable(bag.dags["ingest__alerts_110"].timetable)
+    shanghai = pendulum.timezone("Asia/Shanghai")
+    runs = []
+    after = None
+    for _ in range(3):  # the first three runs from 2026-11-24 on, as a backfill would make them
+        info = timetable.next_dagrun_info(
+            last_automated_data_interval=after,
+            restriction=TimeRestriction(
+                earliest=pendulum.datetime(2026, 11, 24, tz=shanghai), latest=None, catchup=True
+            ),
+        )
+        after = info.data_interval
+        runs.append(info)
+    days = [dt.date(2026, 11, 24) + dt.timedelta(days=k) for k in range(3)]
+    for info, day in zip(runs, days, strict=True):
+        assert info.logical_date == pendulum.datetime(day.year, day.month, day.day, tz=shanghai)
+        start, end = info.data_interval
+        assert (start, end) == day_interval(day)
+        assert info.run_after == end, "the run starts once its day is over"
+        assert batch_id_for(feed, start, end) == f"alerts_110:{day}"
 
 
 def test_dag_files_do_no_io_or_heavy_imports_at_parse_time():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from collections import Counter
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from emergency_dw.pipeline.ingest import BatchFailed, day_interval, ingest, land
 from emergency_dw.simulator.run import Simulator, truth_dir
 from emergency_dw.warehouse import connect
 
-from conftest import DAY
+from conftest import DAY, RELIABILITY
 from databases import create_database, drop_database, postgres_url
 
 VOLATILE = {
@@ -303,13 +304,19 @@ def test_replay_revalidates_quarantined_batches_after_a_fix(tmp_path: Path, monk
     assert quarantine.summary("schools") == []
 
 
-def test_dbt_builds_the_warehouse_from_the_ingested_day(ingested: Ingested):
-    """`dbt build` (seeds, staging of every feed, marts and all their tests) passes on this backend."""
+@pytest.fixture(scope="module")
+def built(ingested: Ingested):
+    """`dbt build` of the whole project (seeds, staging of every feed, every mart and test) on the day."""
     from emergency_dw.transform import run_dbt
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EDW_DATA_DIR", str(ingested.root / "data"))
-        run = run_dbt(["build"], warehouse_url=ingested.url)
+        return run_dbt(["build"], warehouse_url=ingested.url)
+
+
+def test_dbt_builds_the_warehouse_from_the_ingested_day(ingested: Ingested, built):
+    """`dbt build` (seeds, staging of every feed, marts and all their tests) passes on this backend."""
+    run = built
     failed = [r for r in run.results if r["status"] not in ("success", "pass", "warn", "no-op")]
     assert run.success and not failed, (run.error, failed[:5])
     models = {r["node"] for r in run.results if r["node"].startswith("model.")}
@@ -357,3 +364,145 @@ def test_a_batch_far_below_the_feeds_usual_volume_fails_critically(
         assert landed.batch_id in str(failure.value)
     audit = _query(url, "select status, count(*) as n from audit.batches group by status order by status")
     assert audit == [{"status": "failed", "n": 1}, {"status": "loaded", "n": 4}]
+
+
+# What personal data looks like (DESIGN section 5: marts hold none). Neighbours that are letters or digits,
+# or a decimal point between digits, rule out digit runs inside hashes, identifiers and numbers; Chinese
+# text around a phone or ID number does not.
+ALONE_BEFORE, ALONE_AFTER = r"(?<![0-9A-Za-z])(?<!\d\.)", r"(?![0-9A-Za-z])(?!\.\d)"
+MOBILE = re.compile(ALONE_BEFORE + r"1[3-9]\d{9}" + ALONE_AFTER)
+LANDLINE = re.compile(ALONE_BEFORE + r"(?<!-)0\d{2,3}-\d{7,8}" + ALONE_AFTER)
+ID_NUMBER = re.compile(ALONE_BEFORE + r"\d{17}[\dXx]" + ALONE_AFTER)
+
+
+def _personal_values(url: str) -> dict[str, set[str]]:
+    """Every personal value the simulated departments sent (the catalog's PII columns, as loaded in raw)."""
+    found: dict[str, set[str]] = {}
+    for feed in catalog.FEEDS:
+        for column in (c for c in feed.columns if c.pii):
+            rows = _query(
+                url, f'select distinct cast("{column.name}" as varchar) as v from raw."{feed.name}"'
+            )
+            found.setdefault(f"{feed.name}.{column.name}", set()).update(
+                r["v"] for r in rows if r["v"] and r["v"].strip()
+            )
+    return found
+
+
+def _scan(
+    url: str, schema: str, personal: dict[str, set[str]], only: set[str] | None = None
+) -> tuple[set[str], int, list[str]]:
+    """Every value of every column of every table and view in ``schema`` (or ``only`` those), as text,
+    against the patterns and the actual personal values; returns (the relations, values scanned, findings)."""
+    everything = set().union(*personal.values())
+    # quoted inside a longer text (a description naming the caller): names of 3+ characters, every number
+    quoted = re.compile(
+        "|".join(re.escape(v) for v in sorted((v for v in everything if len(v) >= 3), key=len, reverse=True))
+    )
+    warehouse = connect(url)
+    try:
+        listing = warehouse.query(
+            "select table_name, column_name from information_schema.columns where table_schema = ? "
+            "order by table_name, ordinal_position",
+            [schema],
+        ).to_pylist()
+        relations = {r["table_name"] for r in listing if only is None or r["table_name"] in only}
+        findings, scanned = [], 0
+        for r in listing:
+            relation, column = r["table_name"], r["column_name"]
+            if relation not in relations:
+                continue
+            text = warehouse.query(f'select cast("{column}" as varchar) as v from "{schema}"."{relation}"')
+            values = pd.Series([v for v in text.column("v").to_pylist() if v is not None], dtype=object)
+            scanned += len(values)
+            where = f"{schema}.{relation}.{column}"
+            for label, pattern in (
+                ("mobile number", MOBILE),
+                ("landline", LANDLINE),
+                ("ID number", ID_NUMBER),
+            ):
+                hits = values[values.str.contains(pattern)]
+                if len(hits):
+                    findings.append(f"{where} holds a {label}: {hits.iloc[0]!r}")
+            exact = values[values.isin(everything)]
+            if len(exact):
+                findings.append(f"{where} holds a person's data: {exact.iloc[0]!r}")
+            longer = values[values.str.len() > 3]
+            inside = longer[longer.str.contains(quoted)] if len(longer) else longer
+            if len(inside):
+                findings.append(f"{where} quotes a person's data in {inside.iloc[0]!r}")
+    finally:
+        warehouse.close()
+    return relations, scanned, findings
+
+
+def test_no_phone_id_number_or_name_reaches_any_mart(ingested: Ingested, built):
+    """Every column of every mart, every value: no mobile or landline number, no ID number, and none of the
+    names, phones and ID numbers the simulator gave rescuers, evaluators, callers and house owners."""
+    assert built.success, built.error
+    personal = _personal_values(ingested.url)
+    for key in ("rescuers.name", "evaluators.name", "alerts_110.caller_phone"):
+        assert personal.get(key), (
+            f"{key}: the raw data should carry personal data for this check to mean anything"
+        )
+    assert any(k.endswith("id_number") and v for k, v in personal.items())
+    relations, scanned, findings = _scan(ingested.url, "marts", personal)
+    from emergency_dw.transform import DBT_PROJECT
+
+    every_mart = {p.stem for p in (DBT_PROJECT / "models" / "marts").rglob("*.sql")}
+    assert relations == every_mart and scanned > 10_000, (relations ^ every_mart, scanned)
+    # the same scan over raw tables that do hold personal data finds it (the scan can see what it looks for)
+    _, _, in_raw = _scan(ingested.url, "raw", personal, only={"alerts_110", "rescuers", "evaluators"})
+    for what in (
+        "raw.alerts_110.caller_phone holds a mobile number",
+        "raw.rescuers.name holds a person's data",
+    ):
+        assert any(f.startswith(what) for f in in_raw), (what, in_raw)
+    assert any("id_number holds a ID number" in f for f in in_raw), in_raw
+    assert not findings, findings[:10]
+    RELIABILITY[f"mart values scanned for personal data ({ingested.url.split(':')[0]})"] += scanned
+
+
+def test_the_auditors_masked_quarantine_views_hold_no_personal_data(ingested: Ingested):
+    """Postgres: for every feed with personal fields, audit.quarantine_<feed> shows its quarantined rows
+    with those fields masked; none of the personal values appear in any audit view or table."""
+    if not ingested.url.startswith("postgresql"):  # DuckDB has no roles, so no auditor and no masked views
+        audit = _query(
+            ingested.url, "select table_name from information_schema.tables where table_schema = 'audit'"
+        )
+        assert {r["table_name"] for r in audit} == {"batches", "validation_results", "watermarks"}
+        return
+    pii_feeds = [f for f in catalog.FEEDS if any(c.pii for c in f.columns)]
+    views = {
+        r["table_name"]
+        for r in _query(
+            ingested.url, "select table_name from information_schema.views where table_schema = 'audit'"
+        )
+    }
+    assert {f"quarantine_{f.name}" for f in pii_feeds} <= views
+    held = sum(
+        _query(ingested.url, f'select count(*) as n from audit."quarantine_{f.name}"')[0]["n"]
+        for f in pii_feeds
+    )
+    assert held > 0, "some quarantined rows of feeds with personal data, for the check to mean anything"
+    masked = sum(
+        _query(
+            ingested.url,
+            f"select count(*) as n from audit.\"quarantine_{f.name}\" where cast(_record as text) like '%***%'",
+        )[0]["n"]
+        for f in pii_feeds
+    )
+    assert masked > 0
+    personal = _personal_values(ingested.url)
+    for f in pii_feeds:  # the quarantined rows' own personal values, as delivered
+        for record in _query(ingested.url, f'select _record from quarantine."{f.name}"'):
+            document = (
+                json.loads(record["_record"]) if isinstance(record["_record"], str) else record["_record"]
+            )
+            for column in (c for c in f.columns if c.pii):
+                value = document.get(column.header) or document.get(column.name)
+                if isinstance(value, str) and value.strip():
+                    personal.setdefault(f"{f.name}.{column.name}", set()).add(value)
+    _, scanned, findings = _scan(ingested.url, "audit", personal)
+    assert not findings, findings[:10]
+    RELIABILITY["masked quarantine rows checked (Postgres)"] += held

@@ -10,11 +10,12 @@ import datetime as dt
 import os
 
 import pendulum
-from airflow.sdk import DAG, Asset, get_current_context, task
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, get_current_context, task
 
 from ..catalog import Feed, department
 
-START_DATE = pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai")  # batches are local (Asia/Shanghai) days
+LOCAL_ZONE = "Asia/Shanghai"  # batches are local days
+START_DATE = pendulum.datetime(2026, 1, 1, tz=LOCAL_ZONE)
 RETRIES = 2
 RETRY_DELAY_SECONDS = int(os.environ.get("EDW_RETRY_DELAY_SECONDS", "120"))
 
@@ -22,6 +23,16 @@ RETRY_DELAY_SECONDS = int(os.environ.get("EDW_RETRY_DELAY_SECONDS", "120"))
 def raw_asset(feed: Feed) -> Asset:
     """The Airflow Asset a feed's DAG publishes: its raw table."""
     return Asset(name=f"raw.{feed.name}", uri=f"edw://warehouse/raw/{feed.name}", group="raw")
+
+
+def schedule_of(feed: Feed) -> CronDataIntervalTimetable:
+    """The feed's schedule as data intervals in local time: the run of logical date D (00:00 local)
+    covers [D, D + 1 day) and starts once that day is over, so a scheduled run, a backfill
+    (``airflow backfill create --from-date D``) and ``edw ingest --date D`` all load batch ``<feed>:D``.
+
+    Airflow 3 reads a bare cron string as a ``CronTriggerTimetable``, whose data interval is empty
+    (start = end = the trigger time): a run would extract nothing. Hence the explicit timetable."""
+    return CronDataIntervalTimetable(feed.schedule, timezone=LOCAL_ZONE)
 
 
 def _interval(context) -> tuple[dt.datetime, dt.datetime]:
@@ -57,7 +68,7 @@ Primary key: `{", ".join(feed.primary_key)}`; about {feed.rows_per_day:,} rows a
 """
     with DAG(
         dag_id=f"ingest__{feed.name}",
-        schedule=feed.schedule,
+        schedule=schedule_of(feed),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,

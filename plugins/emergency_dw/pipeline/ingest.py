@@ -31,7 +31,6 @@ from .tables import (
     QUARANTINE_COLUMNS,
     RAW,
     VALIDATION_RESULTS,
-    WATERMARKS,
     ensure_pipeline_tables,
     raw_columns,
 )
@@ -324,6 +323,25 @@ def _records_json(landed: pa.Table, rows: np.ndarray) -> list[str]:
     return [storable_json(rec) for rec in picked]
 
 
+WATERMARK_UPSERT = f"""
+insert into "{AUDIT}"."watermarks" (feed, high_watermark, batch_id, updated_at) values (?, ?, ?, ?)
+on conflict (feed) do update set
+    high_watermark = excluded.high_watermark, batch_id = excluded.batch_id, updated_at = excluded.updated_at
+where "watermarks".high_watermark is null
+    or "watermarks".high_watermark < excluded.high_watermark
+    or ("watermarks".high_watermark = excluded.high_watermark and "watermarks".batch_id < excluded.batch_id)
+"""
+
+
+def _raise_watermark(tx, feed: str, high: dt.datetime, batch_id: str, now: pd.Timestamp) -> None:
+    """Move the feed's high watermark up to ``high`` (never down), in the batch's transaction; on a tie
+    the later batch id (the later day) is the one recorded, whichever loaded first.
+
+    One statement, so two batches of the feed loading at once neither collide on the feed's row (a
+    delete and insert would fail one of them on the primary key) nor let the lower mark win."""
+    tx.execute(WATERMARK_UPSERT, [feed, high, batch_id, now.to_pydatetime()])
+
+
 def validate_and_load(landed: LandedBatch | dict, warehouse_url: str | None = None) -> BatchResult:
     """Validate the landed batch and load it atomically; always writes the audit trail.
 
@@ -477,16 +495,8 @@ def _validate_and_load(warehouse, feed: Feed, landed: LandedBatch) -> BatchResul
         )
         if raw_table is not None and raw_table.num_rows and feed.incremental_field:
             high = pd.Series(raw_table.column(feed.incremental_field).to_pandas()).max()
-            mark = pd.DataFrame(
-                [{"feed": feed.name, "high_watermark": high, "batch_id": landed.batch_id, "updated_at": now}]
-            )
-            previous = (
-                warehouse.query("select high_watermark from audit.watermarks where feed = ?", [feed.name])
-                .column(0)
-                .to_pylist()
-            )
-            if not previous or previous[0] is None or pd.Timestamp(previous[0]) < high:
-                tx.replace_rows(AUDIT, "watermarks", "feed", feed.name, _arrow(mark, WATERMARKS))
+            if pd.notna(high):
+                _raise_watermark(tx, feed.name, pd.Timestamp(high).to_pydatetime(), landed.batch_id, now)
     if failure is None and landed.files:
         from ..connectors.file_drop import mark_processed
         from ..connectors.settings import drop_root

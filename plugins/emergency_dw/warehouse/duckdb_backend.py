@@ -1,10 +1,21 @@
 """The DuckDB warehouse: one connection, Arrow tables inserted BY NAME through a registered view.
 
 JSON and ICU (time zones) are statically linked into duckdb 2.0.1: nothing is installed or downloaded.
+
+A DuckDB file accepts one process at a time (any number of connections inside it). When another process
+holds the file (a load of another feed under Airflow's LocalExecutor, a dbt build, a BI tool with it
+open), connecting waits for it, up to ``EDW_DUCKDB_LOCK_TIMEOUT_SECONDS`` (default 600), and says so in
+the log; after that it fails naming the file, the process holding it and what to do. Loads on the
+embedded warehouse therefore run one after another; Postgres runs them side by side.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import random
+import re
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -36,6 +47,60 @@ SQL_TYPES = {
 }
 
 
+LOCK_TIMEOUT_ENV = "EDW_DUCKDB_LOCK_TIMEOUT_SECONDS"
+DEFAULT_LOCK_TIMEOUT_SECONDS = 600.0
+log = logging.getLogger(__name__)
+
+
+class WarehouseBusy(RuntimeError):
+    """The DuckDB file stayed locked by another process for longer than the lock timeout."""
+
+
+def _holder(message: str) -> str:
+    """Who holds the file, as DuckDB's lock error names it (``/usr/bin/python3.11 (PID 123)``)."""
+    found = re.search(r"held in (.+?\(PID \d+\))", message)
+    return found.group(1) if found else "another process"
+
+
+def connect_waiting(path: str, timeout: float | None = None) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect(path)``, waiting while another process holds the file's lock."""
+    if timeout is None:
+        timeout = float(os.environ.get(LOCK_TIMEOUT_ENV) or DEFAULT_LOCK_TIMEOUT_SECONDS)
+    started = time.monotonic()
+    waited = False
+    while True:
+        try:
+            con = duckdb.connect(path)
+        except duckdb.IOException as exc:
+            if "Could not set lock" not in str(exc):
+                raise
+            holder = _holder(str(exc))
+            if time.monotonic() - started >= timeout:
+                raise WarehouseBusy(
+                    f"the embedded warehouse {path} has been in use by {holder} for over {timeout:.0f} s; "
+                    "DuckDB lets one process use a file at a time. Wait for that process to finish (or close "
+                    f"it), raise {LOCK_TIMEOUT_ENV}, or put the warehouse on Postgres "
+                    "(EDW_WAREHOUSE_URL=postgresql://...) to load feeds side by side"
+                ) from exc
+            if not waited:
+                log.warning(
+                    "the embedded warehouse %s is in use by %s; DuckDB lets one process use a file at a "
+                    "time: waiting for it (up to %.0f s, %s)",
+                    path,
+                    holder,
+                    timeout,
+                    LOCK_TIMEOUT_ENV,
+                )
+                waited = True
+            time.sleep(random.uniform(0.05, 0.25))
+            continue
+        if waited:
+            log.warning(
+                "the embedded warehouse %s is free again after %.1f s", path, time.monotonic() - started
+            )
+        return con
+
+
 def _setting_text(value: str) -> str:
     """A setting's value inside single quotes (SET takes no parameters)."""
     return value.replace("'", "''")
@@ -60,7 +125,7 @@ class DuckDBWarehouse:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._con = duckdb.connect(path)
+        self._con = connect_waiting(path) if path != ":memory:" else duckdb.connect(path)
         self._con.execute("SET TimeZone = 'UTC'")
         try:
             if memory_limit:

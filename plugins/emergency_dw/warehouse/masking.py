@@ -89,16 +89,24 @@ def ensure_masked_view(
         {"sql": hashlib.sha256(definition.encode()).hexdigest()[:16], "readers": sorted(existing_roles)}
     )
     comment = f"quarantine.{source_table} with personal fields masked ({MASK}); edw masking {signature}"
-    current = (
-        warehouse.query(
-            "select obj_description(to_regclass(?), 'pg_class') as d", [qualified(view_schema, view_name)]
+
+    def current() -> str | None:
+        return (
+            warehouse.query(
+                "select obj_description(to_regclass(?), 'pg_class') as d", [qualified(view_schema, view_name)]
+            )
+            .column(0)[0]
+            .as_py()
         )
-        .column(0)[0]
-        .as_py()
-    )
-    if current == comment:
+
+    if current() == comment:
         return False
     with warehouse.transaction() as tx:
+        # concurrent batches of the feed may both find the view out of date: one rewrites it, under the
+        # backend's DDL lock; the other then finds it current ("tuple concurrently updated" otherwise)
+        warehouse.lock_ddl()
+        if current() == comment:
+            return False
         tx.execute(definition)
         tx.execute(f"comment on view {qualified(view_schema, view_name)} is {quote_literal(comment)}")
         for role in sorted(existing_roles):

@@ -103,6 +103,11 @@ def _plain(table: pa.Table) -> pa.Table:
 
 PostgresTransaction = BulkTransaction  # the verbs are the same; only _run and _insert differ
 
+# Concurrent loads (two feeds, or two days of one feed, at once) may both find a schema or table missing
+# and both create it: Postgres then fails one with "already exists" or a unique violation on its
+# catalog. Every DDL of this backend first takes this transaction-level advisory lock, then looks again.
+DDL_LOCK_KEY = 7_201_911_027  # any constant bigint, the same in every process
+
 
 class PostgresWarehouse:
     dialect = "postgres"
@@ -154,12 +159,18 @@ class PostgresWarehouse:
         self._cur.adbc_ingest(table, data, mode="append", db_schema_name=schema)
         return data.num_rows
 
+    def lock_ddl(self) -> None:
+        """Hold the DDL lock until the current transaction ends (see DDL_LOCK_KEY)."""
+        self._fetch("SELECT true AS locked FROM pg_advisory_xact_lock(?)", [DDL_LOCK_KEY])
+
     def ensure_schema(self, schema: str) -> None:
         with self._unit():
             # Look before creating: CREATE SCHEMA IF NOT EXISTS checks the CREATE privilege on the database
             # even when the schema exists, and a least-privilege role (edw_loader) has none.
-            exists = self._fetch("SELECT 1 FROM pg_namespace WHERE nspname = ?", [schema]).num_rows
-            if not exists:
+            if self._fetch("SELECT 1 FROM pg_namespace WHERE nspname = ?", [schema]).num_rows:
+                return
+            self.lock_ddl()  # then look again: another process may have created it meanwhile
+            if not self._fetch("SELECT 1 FROM pg_namespace WHERE nspname = ?", [schema]).num_rows:
                 self._run(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
 
     def ensure_table(
@@ -168,6 +179,10 @@ class PostgresWarehouse:
         """Create the table, or add the missing columns (always nullable: the table may hold rows)."""
         check_specs(columns, primary_key)
         with self._unit():
+            existing = self._column_types(schema, table)
+            if existing and all(c.name in existing for c in columns):
+                return []  # the common case: nothing to change, no lock taken
+            self.lock_ddl()  # then look again: another process may have changed it meanwhile
             existing = self._column_types(schema, table)
             if not existing:
                 self._run(table_ddl(schema, table, columns, primary_key, SQL_TYPES))
