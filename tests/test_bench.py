@@ -25,6 +25,8 @@ def test_bench_at_a_tiny_scale_writes_every_figure(tmp_path: Path):
             "bench",
             "--scale",
             "0.005",
+            "--days",
+            "2",
             "--postgres-url",
             POSTGRES_URL,
         ],
@@ -41,6 +43,7 @@ def test_bench_at_a_tiny_scale_writes_every_figure(tmp_path: Path):
         "load vs to_sql",
         "validation: power suite",
         "city-day: dbt build",
+        "incremental build: day 2 vs day 1",
         "peak memory (RSS)",
     } <= names
     by_name = {f["name"]: f for f in latest["figures"]}

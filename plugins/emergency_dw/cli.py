@@ -480,7 +480,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import latest_path, run_bench
 
     console.rule(f"edw bench: scale {args.scale}, stages {', '.join(args.stage)}")
-    figures = run_bench(args.postgres_url, scale=args.scale, day=args.date, stages=tuple(args.stage))
+    figures = run_bench(
+        args.postgres_url, scale=args.scale, day=args.date, stages=tuple(args.stage), days=args.days
+    )
     table = Table(title="Benchmark (baselines measured in the same run)")
     for header in ("figure", "value", "unit", "target", "met", "detail"):
         table.add_column(header, justify="right" if header == "value" else "left")
@@ -636,8 +638,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--stage",
         action="append",
-        choices=["load", "validation", "city_day"],
-        help="only these stages (repeatable)",
+        choices=["load", "validation", "history", "city_day"],
+        help="only these stages (repeatable; default all)",
+    )
+    p.add_argument(
+        "--days",
+        type=int,
+        default=None,
+        help="days in the history stage (default: bench.toml, 30); the city-day is the day after them",
     )
     p.add_argument(
         "--postgres-url",
@@ -658,7 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "func", None) is cmd_bench and not args.stage:
-        args.stage = ["load", "validation", "city_day"]
+        args.stage = ["load", "validation", "history", "city_day"]
     try:
         return args.func(args)
     except (ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
