@@ -24,7 +24,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .config import settings
+from .config import settings, temporary_environment
 
 POWER_ROWS_PER_DAY = 1_378_080
 TARGETS_FILE = Path(__file__).with_name("bench.toml")
@@ -398,24 +398,17 @@ def run_bench(
     if "history" in stages or "city_day" in stages:
         run_dir = settings().data_dir / "bench" / "run"
         shutil.rmtree(run_dir, ignore_errors=True)
-        saved = {k: os.environ.get(k) for k in ("EDW_DATA_DIR", "EDW_WAREHOUSE_URL", "AIRFLOW_HOME")}
-        os.environ["EDW_DATA_DIR"] = str(run_dir)
-        os.environ.pop("EDW_WAREHOUSE_URL", None)
-        os.environ["AIRFLOW_HOME"] = str(run_dir / "airflow")
-        try:
-            first = (
-                day - dt.timedelta(days=days) if "city_day" in stages else day - dt.timedelta(days=days - 1)
-            )
+        own = {
+            "EDW_DATA_DIR": str(run_dir),
+            "EDW_WAREHOUSE_URL": None,
+            "AIRFLOW_HOME": str(run_dir / "airflow"),
+        }
+        with temporary_environment(own):
+            first = day - dt.timedelta(days=days if "city_day" in stages else days - 1)
             if "history" in stages:
                 figures += bench_history(scale, first, days)
             if "city_day" in stages:
                 figures += bench_city_day(scale, day, after_history="history" in stages)
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
     limit = targets()["memory"]["max_rss_mib"]
     figures.append(
         Figure(

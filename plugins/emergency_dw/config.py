@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -58,3 +60,22 @@ def settings() -> Settings:
 def default_date() -> dt.date:
     """Yesterday in Asia/Shanghai: the last complete local day."""
     return dt.datetime.now(LOCAL_TZ).date() - dt.timedelta(days=1)
+
+
+@contextmanager
+def temporary_environment(values: Mapping[str, str | None]) -> Iterator[None]:
+    """Set (or, for None, unset) these environment variables for the block; restore them after."""
+    saved = {key: os.environ.get(key) for key in values}
+    try:
+        for key, value in values.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from .config import settings
+from .config import settings, temporary_environment
 
 DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 
@@ -87,18 +87,9 @@ def run_dbt(args: list[str], warehouse_url: str | None = None) -> DbtRun:
     """``dbt <args>`` in this process (dbtRunner), on the project in ``dbt_project/``."""
     from dbt.cli.main import dbtRunner
 
-    env = dbt_environment(warehouse_url)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     command = [*args, "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT)]
-    try:
+    with temporary_environment(dbt_environment(warehouse_url)):
         outcome = dbtRunner().invoke(command)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     results = []
     for r in getattr(outcome.result, "results", None) or []:
         results.append(
