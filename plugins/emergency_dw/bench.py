@@ -21,6 +21,7 @@ import os
 import resource
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -215,7 +216,9 @@ def _ingest_day(day: dt.date) -> tuple[int, float]:
     return records, time.perf_counter() - started
 
 
-def bench_history(scale: float, first_day: dt.date, days: int) -> list[Figure]:
+def bench_history(
+    scale: float, first_day: dt.date, days: int, progress: Callable[[str], None] | None = None
+) -> list[Figure]:
     """Day after day as the platform runs: each day the sources are simulated (the world, timed apart),
     every feed's batch is ingested and dbt builds incrementally. Gives the seed's full volume end to end
     (31.59 M records at full scale: the time until that many records are in the marts), the peak memory,
@@ -254,6 +257,11 @@ def bench_history(scale: float, first_day: dt.date, days: int) -> list[Figure]:
                     "build_s": build_seconds,
                 }
             )
+            if progress:
+                progress(
+                    f"day {k + 1}/{days} {day}: {extracted:,} records, ingest {ingest_seconds:.1f} s, "
+                    f"build {build_seconds:.1f} s (pipeline so far {pipeline:.0f} s, peak {_peak_rss_mb():.0f} MiB)"
+                )
             if volume_reached is None and records >= volume:
                 volume_reached = {
                     "days": k + 1,
@@ -382,6 +390,7 @@ def run_bench(
     day: dt.date | None = None,
     stages: tuple[str, ...] = ("load", "validation", "history", "city_day"),
     days: int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> list[Figure]:
     """The stages asked for; the history and the city-day run in a data directory of their own
     (``$EDW_DATA_DIR/bench/run``, made anew), never in the user's warehouse."""
@@ -406,7 +415,7 @@ def run_bench(
         with temporary_environment(own):
             first = day - dt.timedelta(days=days if "city_day" in stages else days - 1)
             if "history" in stages:
-                figures += bench_history(scale, first, days)
+                figures += bench_history(scale, first, days, progress)
             if "city_day" in stages:
                 figures += bench_city_day(scale, day, after_history="history" in stages)
     limit = targets()["memory"]["max_rss_mib"]

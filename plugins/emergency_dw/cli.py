@@ -481,7 +481,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     console.rule(f"edw bench: scale {args.scale}, stages {', '.join(args.stage)}")
     figures = run_bench(
-        args.postgres_url, scale=args.scale, day=args.date, stages=tuple(args.stage), days=args.days
+        args.postgres_url,
+        scale=args.scale,
+        day=args.date,
+        stages=tuple(args.stage),
+        days=args.days,
+        progress=lambda line: console.print(f"  [green]history[/] {line}"),
     )
     table = Table(title="Benchmark (baselines measured in the same run)")
     for header in ("figure", "value", "unit", "target", "met", "detail"):
