@@ -295,7 +295,7 @@ def test_question_marks_become_dollar_placeholders() -> None:
     )
 
 
-def test_the_embedded_warehouse_is_bounded_by_the_configured_memory_and_spill_folder(
+def test_the_embedded_warehouse_is_bounded_by_the_configured_memory_and_spills_beside_its_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from emergency_dw.transform import dbt_environment
@@ -318,10 +318,9 @@ def test_the_embedded_warehouse_is_bounded_by_the_configured_memory_and_spill_fo
         wh.close()
     assert limit.replace(" ", "") in ("667.5MiB", "700.0MB", "700MB")  # DuckDB shows it in MiB
     assert int(threads) == 1
-    assert Path(temp) == tmp_path / "data" / "duckdb_tmp"
+    assert Path(temp) == tmp_path / "data" / "warehouse.duckdb.tmp"  # spills beside the file
     env = dbt_environment(url)  # dbt's profile gets the same bounds
     assert env["EDW_DUCKDB_MEMORY_LIMIT"] == "700MB"
-    assert Path(env["EDW_DUCKDB_TEMP_DIR"]) == tmp_path / "data" / "duckdb_tmp"
 
 
 @pytest.mark.parametrize(

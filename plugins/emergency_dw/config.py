@@ -2,8 +2,8 @@
 
 Every path the platform writes lives under ``EDW_DATA_DIR``; the warehouse is ``EDW_WAREHOUSE_URL``.
 The embedded DuckDB warehouse is bounded by ``EDW_DUCKDB_MEMORY_LIMIT`` (default 1GB: the pipeline and
-dbt share one process, which must stay under 2 GiB; DuckDB spills the rest to
-``$EDW_DATA_DIR/duckdb_tmp``) and uses ``EDW_DUCKDB_THREADS`` threads (default: every core).
+dbt share one process, which must stay under 2 GiB; DuckDB spills the rest to its own
+``warehouse.duckdb.tmp`` folder beside the file) and uses ``EDW_DUCKDB_THREADS`` threads (default: every core).
 """
 
 from __future__ import annotations
@@ -27,11 +27,6 @@ class Settings:
     warehouse_url: str
     duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
     duckdb_threads: int = 0  # 0: DuckDB's default, every core
-
-    @property
-    def duckdb_temp_dir(self) -> Path:
-        """Where DuckDB spills what does not fit in its memory limit."""
-        return self.data_dir / "duckdb_tmp"
 
     @property
     def sources_dir(self) -> Path:

@@ -61,12 +61,10 @@ def dbt_environment(warehouse_url: str | None = None) -> dict[str, str]:
     }
     if url.startswith("duckdb:///"):
         config = settings()
-        config.duckdb_temp_dir.mkdir(parents=True, exist_ok=True)
         env.update(
             EDW_DBT_TARGET="duckdb",
             EDW_DUCKDB_PATH=url.removeprefix("duckdb:///"),
             EDW_DUCKDB_MEMORY_LIMIT=config.duckdb_memory_limit,
-            EDW_DUCKDB_TEMP_DIR=str(config.duckdb_temp_dir),
         )
     elif url.startswith(("postgresql://", "postgres://")):
         parts = urlparse(url)

@@ -33,7 +33,6 @@ def connect(url: str) -> Warehouse:
             path,
             memory_limit=config.duckdb_memory_limit,
             threads=config.duckdb_threads,
-            temp_directory=None if path == ":memory:" else config.duckdb_temp_dir,
         )
     if url.startswith(("postgresql://", "postgres://")):
         from emergency_dw.warehouse.postgres_backend import PostgresWarehouse

@@ -117,10 +117,11 @@ class DuckDBWarehouse:
         path: str | Path,
         memory_limit: str | None = None,
         threads: int = 0,
-        temp_directory: str | Path | None = None,
     ) -> None:
-        """``memory_limit`` (e.g. '1GB'), ``threads`` (0: every core) and ``temp_directory`` (where what
-        does not fit is spilled) bound the database; None leaves DuckDB's defaults."""
+        """``memory_limit`` (e.g. '1GB') and ``threads`` (0: every core) bound the database; None leaves
+        DuckDB's defaults. What does not fit spills to DuckDB's own ``<file>.tmp`` folder (its temp
+        directory is not set here: DuckDB refuses to set it again, even to the same value, once one
+        connection of the process has spilled, and dbt's connection shares the database)."""
         path = str(path)
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -132,14 +133,10 @@ class DuckDBWarehouse:
                 self._con.execute(f"SET memory_limit = '{_setting_text(memory_limit)}'")
             if threads:
                 self._con.execute(f"SET threads = {int(threads)}")
-            if temp_directory:
-                Path(temp_directory).mkdir(parents=True, exist_ok=True)
-                self._con.execute(f"SET temp_directory = '{_setting_text(str(temp_directory))}'")
         except duckdb.Error as exc:
             self._con.close()
             raise ValueError(
-                f"DuckDB refused the settings memory_limit={memory_limit!r}, threads={threads!r}, "
-                f"temp_directory={temp_directory!r}: {exc} (set EDW_DUCKDB_MEMORY_LIMIT like '1GB' and "
+                f"DuckDB refused the settings memory_limit={memory_limit!r}, threads={threads!r}: {exc} (set EDW_DUCKDB_MEMORY_LIMIT like '1GB' and "
                 "EDW_DUCKDB_THREADS to a whole number)"
             ) from exc
         self._in_transaction = False
