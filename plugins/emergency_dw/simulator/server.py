@@ -64,6 +64,7 @@ class FeedStore:
         self.folder = folder
         self.feed = feed
         self._cache: tuple[tuple, pd.DataFrame] | None = None
+        self._parts: dict[str, tuple[int, pd.DataFrame]] = {}  # each day's file, read once
         self._lock = threading.Lock()
 
     def frame(self) -> pd.DataFrame:
@@ -73,10 +74,12 @@ class FeedStore:
             if self._cache and self._cache[0] == stamp:
                 return self._cache[1]
             parts = []
-            for order, path in enumerate(files):
-                part = pq.read_table(path).to_pandas()
-                part["_day"] = order
-                parts.append(part)
+            for order, (path, (_, mtime)) in enumerate(zip(files, stamp, strict=True)):
+                cached = self._parts.get(path.name)
+                if cached is None or cached[0] != mtime:
+                    cached = (mtime, pq.read_table(path).to_pandas())
+                    self._parts[path.name] = cached
+                parts.append(cached[1].assign(_day=order))
             if not parts:
                 frame = pd.DataFrame(columns=self.feed.column_names)
             else:
