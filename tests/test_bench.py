@@ -44,7 +44,8 @@ def test_bench_at_a_tiny_scale_writes_every_figure(tmp_path: Path):
         "validation: power suite",
         "city-day: dbt build",
         "incremental build: day 2 vs day 1",
-        "peak memory (RSS)",
+        "peak memory (RSS): bench process",
+        "peak memory (RSS): build process",
     } <= names
     by_name = {f["name"]: f for f in latest["figures"]}
     assert (

@@ -89,6 +89,22 @@ def test_a_scheduled_or_backfilled_run_of_day_d_loads_the_batch_of_day_d(dagbag)
         assert batch_id_for(feed, start, end) == f"alerts_110:{day}"
 
 
+@pytest.mark.parametrize("wanted", ["ingest__power_load_readings", "warehouse__build"])
+def test_a_parse_for_one_dags_task_builds_that_dag_only(wanted: str, tmp_path: Path):
+    # what a worker (or dag.test() under `edw run`) parses before running one DAG's task
+    code = (
+        "from airflow.dag_processing.dagbag import DagBag; import sys; "
+        "bag = DagBag(dag_folder=sys.argv[1], safe_mode=True); "
+        "print(sorted(bag.dag_ids)); print(bag.import_errors)"
+    )
+    env = dict(os.environ, AIRFLOW_HOME=str(tmp_path), _AIRFLOW_PARSING_CONTEXT_DAG_ID=wanted)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(DAGS)], capture_output=True, text=True, check=True, env=env
+    )
+    dag_ids, errors = out.stdout.strip().splitlines()[-2:]
+    assert dag_ids == str([wanted]) and errors == "{}", out.stdout[-2000:]
+
+
 def test_dag_files_do_no_io_or_heavy_imports_at_parse_time():
     code = (
         "import sys, time; t=time.perf_counter(); import runpy; runpy.run_path(sys.argv[1]); "

@@ -31,13 +31,25 @@ def run_ingest_dag(feed_name: str, day: dt.date) -> DagOutcome:
     dag = build_ingest_dag(get_feed(feed_name))
     started = time.perf_counter()
     logical = pendulum.datetime(day.year, day.month, day.day, tz=str(LOCAL_TZ))
-    run = dag.test(logical_date=logical, run_conf={"date": day.isoformat()})
+    # dag.test() re-parses the DAG folder and writes every DAG it finds to the metadata DB; naming this
+    # DAG in Airflow's parsing context makes the DAG files build only it (seconds saved per run: the
+    # Cosmos-rendered warehouse__build DAG alone takes about 3.5 s to build).
+    with _parsing_context(dag.dag_id):
+        run = dag.test(logical_date=logical, run_conf={"date": day.isoformat()})
     state = str(getattr(run.state, "value", run.state)) if run is not None else "unknown"
     batch = latest_batch(f"{feed_name}:{day.isoformat()}")
     error = batch.get("error") if batch else None
     if state != "success" and not error:
         error = f"DAG ingest__{feed_name} ended {state}; see the task logs under {settings().data_dir / 'airflow' / 'logs'}"
     return DagOutcome(feed_name, day, state, time.perf_counter() - started, batch, error)
+
+
+def _parsing_context(dag_id: str):
+    from airflow.sdk.definitions.context import _AIRFLOW_PARSING_CONTEXT_DAG_ID
+
+    from .config import temporary_environment
+
+    return temporary_environment({_AIRFLOW_PARSING_CONTEXT_DAG_ID: dag_id})
 
 
 def latest_batch(batch_id: str) -> dict | None:

@@ -14,6 +14,7 @@ from ..catalog import all_feeds
 from .dags import RETRIES, RETRY_DELAY_SECONDS, on_failure, raw_asset
 
 DBT_PROJECT = Path(__file__).resolve().parents[3] / "dbt_project"
+WAREHOUSE_DAG_ID = "warehouse__build"
 
 DOC = """### warehouse__build
 
@@ -39,7 +40,7 @@ def build_warehouse_dag():
     env = dbt_environment()
     target = env["EDW_DBT_TARGET"]
     return DbtDag(
-        dag_id="warehouse__build",
+        dag_id=WAREHOUSE_DAG_ID,
         project_config=ProjectConfig(
             dbt_project_path=DBT_PROJECT,
             manifest_path=manifest if manifest.exists() else None,
