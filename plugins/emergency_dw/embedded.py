@@ -62,16 +62,63 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _serve_apis_apart():
+    """``edw simulate serve`` on a free port: (process, base URL, token), once it answers."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    from .simulator.server import TOKEN_ENV
+
+    token = secrets.token_urlsafe(18)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "emergency_dw.cli",
+            "simulate",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env={**os.environ, TOKEN_ENV: token},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(url, timeout=1)
+            return process, url, token
+        except httpx.TransportError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(
+                    f"the simulated APIs (edw simulate serve --port {port}) did not start; run it by hand to see why"
+                ) from None
+            time.sleep(0.2)
+
+
 @contextmanager
-def embedded_sources() -> Iterator[dict[str, str]]:
+def embedded_sources(apis_apart: bool = False) -> Iterator[dict[str, str]]:
     """Serve the simulated departments (HTTP APIs in a thread; SQLite; drop folders) unless the
-    environment already names real sources. Yields the settings it put in the environment."""
+    environment already names real sources. Yields the settings it put in the environment.
+
+    ``apis_apart``: the APIs run as a process of their own (``edw simulate serve``), as a department's
+    server would, so their memory (every day's records they hold) is not counted as the pipeline's."""
     from .simulator.run import source_db_url
 
     sources = settings().sources_dir
     added: dict[str, str] = {}
-    server = thread = None
-    if not os.environ.get(API_URL):
+    server = thread = process = None
+    if not os.environ.get(API_URL) and apis_apart:
+        process, added[API_URL], added[API_TOKEN] = _serve_apis_apart()
+    elif not os.environ.get(API_URL):
         import uvicorn
 
         from .simulator.server import create_app
@@ -104,3 +151,6 @@ def embedded_sources() -> Iterator[dict[str, str]]:
         if server is not None:
             server.should_exit = True
             thread.join(timeout=10)
+        if process is not None:
+            process.terminate()
+            process.wait(timeout=10)

@@ -4,6 +4,10 @@
 -- The percentile is interpolated like quantile_cont / percentile_cont (macro percentile_by_group); its
 -- fraction is read from the seed when the model runs (DuckDB's quantile_cont takes only a constant).
 -- Cost: incremental like int_power_slot_baselines, baseline_days x meters x 95 steps per new date.
+-- Runs after int_power_slot_baselines, never beside it: both aggregate baseline_days of readings
+-- (38.6 M at full scale) and, sharing the warehouse's memory bound, they spilled to disk and took
+-- 40 s each at day 13 of the bench's history.
+-- depends_on: {{ ref('int_power_slot_baselines') }}
 
 {{
     config(
