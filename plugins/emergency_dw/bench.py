@@ -464,7 +464,11 @@ def run_bench(
                 figures += bench_city_day(scale, day, after_history="history" in stages)
     limit = targets()["memory"]["max_rss_mib"]
     for label, peak, detail in (
-        ("peak memory (RSS): bench process", _peak_rss_mb(), "simulation, extract, validate, load (APIs apart)"),
+        (
+            "peak memory (RSS): bench process",
+            _peak_rss_mb(),
+            "simulation, extract, validate, load (APIs apart)",
+        ),
         (
             "peak memory (RSS): build process",
             max(_BUILD_PEAKS_MB, default=0.0),
