@@ -7,6 +7,7 @@ is identified by its feed and interval, so a rerun replaces exactly what the pre
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -345,20 +346,27 @@ def _raise_watermark(tx, feed: str, high: dt.datetime, batch_id: str, now: pd.Ti
 def validate_and_load(landed: LandedBatch | dict, warehouse_url: str | None = None) -> BatchResult:
     """Validate the landed batch and load it atomically; always writes the audit trail.
 
+    The warehouse is held only while it is read (the rules' reference sets and history) and while the
+    batch is loaded, not while the batch is parsed and validated: the embedded DuckDB file admits one
+    process at a time, and this lets feeds loading side by side validate side by side.
+
     Raises ``BatchFailed`` (after auditing) when the batch fails as a whole."""
     if isinstance(landed, dict):
         landed = LandedBatch(**landed)
-    feed = get_feed(landed.feed)
-    warehouse = connect(warehouse_url or settings().warehouse_url)
+    return _validate_and_load(warehouse_url or settings().warehouse_url, get_feed(landed.feed), landed)
+
+
+@contextlib.contextmanager
+def _warehouse(url: str):
+    warehouse = connect(url)
     try:
-        return _validate_and_load(warehouse, feed, landed)
+        yield warehouse
     finally:
         warehouse.close()
 
 
-def _validate_and_load(warehouse, feed: Feed, landed: LandedBatch) -> BatchResult:
+def _validate_and_load(warehouse_url: str, feed: Feed, landed: LandedBatch) -> BatchResult:
     started = time.perf_counter()
-    ensure_pipeline_tables(warehouse, feed)
     table = pq.read_table(landed.path)
     checksum = hashlib.sha256(Path(landed.path).read_bytes()).hexdigest()
     failure: tuple[str, str] | None = None
@@ -369,9 +377,12 @@ def _validate_and_load(warehouse, feed: Feed, landed: LandedBatch) -> BatchResul
         parsed = parse_batch(feed, table)
     except SchemaError as exc:
         failure = ("columns_match_catalog", str(exc))
+    with _warehouse(warehouse_url) as warehouse:
+        ensure_pipeline_tables(warehouse, feed)
+        if parsed is not None:
+            rules = _resolve_rules(warehouse, feed, landed.batch_id, parsed.frame, batch_window(landed))
     validate_seconds = 0.0
     if parsed is not None:
-        rules = _resolve_rules(warehouse, feed, landed.batch_id, parsed.frame, batch_window(landed))
         outcomes, gx_result = run_suite(f"{feed.name}__{landed.batch_id}", parsed.frame, rules)
         _keep_validation_result(feed, landed.batch_id, gx_result)
         outcomes.append(
@@ -479,7 +490,7 @@ def _validate_and_load(warehouse, feed: Feed, landed: LandedBatch) -> BatchResul
         or [],
         columns=[c.name for c in VALIDATION_RESULTS],
     )
-    with warehouse.transaction() as tx:
+    with _warehouse(warehouse_url) as warehouse, warehouse.transaction() as tx:
         if raw_table is not None:
             tx.replace_rows(RAW, feed.name, "_batch_id", landed.batch_id, raw_table)
             tx.replace_rows(QUARANTINE, feed.name, "_batch_id", landed.batch_id, quarantine_table)

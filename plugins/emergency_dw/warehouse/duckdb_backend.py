@@ -49,6 +49,7 @@ SQL_TYPES = {
 
 LOCK_TIMEOUT_ENV = "EDW_DUCKDB_LOCK_TIMEOUT_SECONDS"
 DEFAULT_LOCK_TIMEOUT_SECONDS = 600.0
+WAIT_NOTICE_SECONDS = 2.0  # a shorter wait is batches taking turns, not news
 log = logging.getLogger(__name__)
 
 
@@ -67,7 +68,7 @@ def connect_waiting(path: str, timeout: float | None = None) -> duckdb.DuckDBPyC
     if timeout is None:
         timeout = float(os.environ.get(LOCK_TIMEOUT_ENV) or DEFAULT_LOCK_TIMEOUT_SECONDS)
     started = time.monotonic()
-    waited = False
+    warned = False
     while True:
         try:
             con = duckdb.connect(path)
@@ -75,14 +76,16 @@ def connect_waiting(path: str, timeout: float | None = None) -> duckdb.DuckDBPyC
             if "Could not set lock" not in str(exc):
                 raise
             holder = _holder(str(exc))
-            if time.monotonic() - started >= timeout:
+            waited = time.monotonic() - started
+            if waited >= timeout:
                 raise WarehouseBusy(
                     f"the embedded warehouse {path} has been in use by {holder} for over {timeout:.0f} s; "
                     "DuckDB lets one process use a file at a time. Wait for that process to finish (or close "
                     f"it), raise {LOCK_TIMEOUT_ENV}, or put the warehouse on Postgres "
                     "(EDW_WAREHOUSE_URL=postgresql://...) to load feeds side by side"
                 ) from exc
-            if not waited:
+            # batches loading side by side take turns for moments; only a long wait is worth a word
+            if not warned and waited >= min(WAIT_NOTICE_SECONDS, timeout / 2):
                 log.warning(
                     "the embedded warehouse %s is in use by %s; DuckDB lets one process use a file at a "
                     "time: waiting for it (up to %.0f s, %s)",
@@ -91,10 +94,10 @@ def connect_waiting(path: str, timeout: float | None = None) -> duckdb.DuckDBPyC
                     timeout,
                     LOCK_TIMEOUT_ENV,
                 )
-                waited = True
+                warned = True
             time.sleep(random.uniform(0.05, 0.25))
             continue
-        if waited:
+        if warned:
             log.warning(
                 "the embedded warehouse %s is free again after %.1f s", path, time.monotonic() - started
             )
