@@ -7,8 +7,10 @@ Figures, each with its DESIGN section 7 target:
 - validation throughput of the power suite (rows/s);
 - a city-day, all feeds, simulate -> ingest (every DAG for real) -> dbt build, each stage timed and the
   Airflow overhead shown apart;
-- optionally (``--volume``) many days end to end with peak memory;
-- the incremental build cost of the last day against the first (``--days``).
+- the seed's full volume (31.59 M records) end to end as a backfill: every day's batches, feeds side by
+  side, then one dbt build;
+- day after day, ingest and incremental build: the last day's build against the first (``--days``);
+- peak memory of every process.
 Results go to ``$EDW_DATA_DIR/bench/latest.json``.
 """
 
@@ -21,13 +23,14 @@ import os
 import resource
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .config import settings, temporary_environment
 
 POWER_ROWS_PER_DAY = 1_378_080
+STAGES = ("load", "validation", "volume", "history", "city_day")
 TARGETS_FILE = Path(__file__).with_name("bench.toml")
 
 
@@ -56,8 +59,10 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-# Peak RSS of each build process of this bench run (see _build_process).
+# Peak RSS of each build process of this bench run (see _build_process), and of each stage's ingest
+# workers together (see IngestWorkers).
 _BUILD_PEAKS_MB: list[float] = []
+_WORKER_PEAKS_MB: list[float] = []
 
 
 @dataclass
@@ -68,16 +73,85 @@ class BuildRun:
     output: str
 
 
-def _high_water_mb(pid: int) -> float | None:
-    """The process's own peak RSS (VmHWM). Linux's RUSAGE_CHILDREN cannot give it: a child's
-    ru_maxrss starts at its parent's size at fork, so a big parent hides a smaller child."""
+def _status_mb(pid: int, field: str) -> float | None:
+    """A memory figure of /proc/<pid>/status (VmHWM: the process's own peak RSS; VmRSS: its RSS now).
+    Linux's RUSAGE_CHILDREN cannot give a child's peak: its ru_maxrss starts at its parent's size at
+    fork, so a big parent hides a smaller child."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def _high_water_mb(pid: int) -> float | None:
+    return _status_mb(pid, "VmHWM")
+
+
+class RssSampler:
+    """The pipeline's processes' resident memory added up, sampled every tenth of a second: this
+    process, the ingest workers and the build process. The simulated world (the APIs' server, the
+    simulation) runs in processes of its own and is not counted."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        import threading
+
+        self.pids: set[int] = set()
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), name="rss-sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            total = sum(_status_mb(pid, "VmRSS") or 0.0 for pid in (os.getpid(), *list(self.pids)))
+            self.peak_mb = max(self.peak_mb, total)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak_mb, _peak_rss_mb())
+
+
+_SAMPLER: RssSampler | None = None
+
+
+def _watch(pid: int) -> None:
+    if _SAMPLER is not None:
+        _SAMPLER.pids.add(pid)
+
+
+def _unwatch(pid: int) -> None:
+    if _SAMPLER is not None:
+        _SAMPLER.pids.discard(pid)
+
+
+def _simulate_process(day: dt.date, scale: float) -> float:
+    """``edw simulate`` of one day in a process of its own (the world is not the pipeline: its memory
+    is not the pipeline's); its seconds."""
+    import subprocess
+    import sys
+
+    started = time.perf_counter()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "emergency_dw.cli",
+            "simulate",
+            "--date",
+            day.isoformat(),
+            "--scale",
+            str(scale),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bench: simulating {day} failed:\n{(done.stdout + done.stderr)[-3000:]}")
+    return time.perf_counter() - started
 
 
 def _build_process() -> BuildRun:
@@ -96,9 +170,11 @@ def _build_process() -> BuildRun:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        _watch(proc.pid)
         while proc.poll() is None:
             peak = max(peak, _high_water_mb(proc.pid) or 0.0)
             time.sleep(0.1)
+        _unwatch(proc.pid)
         output.seek(0)
         text = output.read()
     _BUILD_PEAKS_MB.append(peak)
@@ -248,45 +324,163 @@ def _baseline_days() -> int:
     raise ValueError("seed anomaly_thresholds has no abnormal_fluctuation.baseline_days")
 
 
-def _ingest_day(day: dt.date) -> tuple[int, float]:
-    """Every feed's batch of ``day`` through the pipeline's two task functions (what each ingest DAG's
-    tasks call), without Airflow around them: (records extracted, seconds)."""
-    from .catalog import all_feeds
-    from .pipeline.ingest import BatchFailed, day_interval, extract_and_land, validate_and_load
+def _ingest_feed(feed_name: str, start: dt.datetime, end: dt.datetime) -> tuple[str, int, float, int, float]:
+    """One feed's batch through the pipeline's two task functions (what its ingest DAG's tasks call),
+    in an ingest worker: (feed, records extracted, seconds, worker pid, worker peak RSS MiB)."""
+    from .pipeline.ingest import BatchFailed, extract_and_land, validate_and_load
 
-    records, started = 0, time.perf_counter()
-    start, end = day_interval(day)
-    for feed in all_feeds():
-        landed = extract_and_land(feed.name, start, end)
-        records += landed.rows
-        with contextlib.suppress(BatchFailed):  # audited as in a DAG run; its records were read
-            validate_and_load(landed.to_xcom())
-    return records, time.perf_counter() - started
+    started = time.perf_counter()
+    landed = extract_and_land(feed_name, start, end)
+    with contextlib.suppress(BatchFailed):  # audited as in a DAG run; its records were read
+        validate_and_load(landed.to_xcom())
+    return (
+        feed_name,
+        landed.rows,
+        time.perf_counter() - started,
+        os.getpid(),
+        _high_water_mb(os.getpid()) or 0.0,
+    )
+
+
+def _warm_worker(seconds: float) -> int:
+    """Import what a batch needs (Great Expectations takes seconds) before the clock starts; the pause
+    makes each warm-up land on a worker of its own."""
+    from .pipeline import ingest, validate  # noqa: F401
+
+    validate._context()
+    time.sleep(seconds)
+    return os.getpid()
+
+
+class IngestWorkers:
+    """Every feed's batch of a day ingested by a few worker processes side by side, as Airflow's worker
+    slots run the feeds' ingest DAGs (bench.toml ``[ingest] workers``). The longest batches go first.
+    The embedded DuckDB file admits one process at a time, so the workers take turns for the moments a
+    batch reads or writes the warehouse and parse and validate side by side."""
+
+    def __init__(self, workers: int) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, wait
+
+        self.workers = workers
+        # spawned, not forked: a fork of a process that has threads (the simulator's, DuckDB's) may hang
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        warm = [self._pool.submit(_warm_worker, 1.0) for _ in range(workers)]
+        wait(warm)
+        self._pids = {w.result() for w in warm}
+        for pid in self._pids:
+            _watch(pid)
+        self._seconds: dict[str, float] = {}
+        self.peaks_mb: dict[int, float] = {}
+
+    def ingest_day(self, day: dt.date) -> tuple[int, float]:
+        """(records extracted, seconds until the day's last batch was loaded)."""
+        from concurrent.futures import as_completed
+
+        from .catalog import all_feeds
+        from .pipeline.ingest import day_interval
+
+        start, end = day_interval(day)
+        feeds = sorted((f.name for f in all_feeds()), key=lambda name: -self._seconds.get(name, 0.0))
+        started = time.perf_counter()
+        records = 0
+        for done in as_completed([self._pool.submit(_ingest_feed, name, start, end) for name in feeds]):
+            name, rows, seconds, pid, peak = done.result()
+            records += rows
+            self._seconds[name] = seconds
+            self.peaks_mb[pid] = max(peak, self.peaks_mb.get(pid, 0.0))
+        return records, time.perf_counter() - started
+
+    def peak_mb(self) -> float:
+        """The workers' peaks added up: at most what they held at once."""
+        return sum(self.peaks_mb.values())
+
+    def close(self) -> None:
+        self._pool.shutdown()
+        for pid in self._pids:
+            _unwatch(pid)
+
+
+@contextlib.contextmanager
+def _ingest_workers() -> Iterator[IngestWorkers]:
+    workers = IngestWorkers(int(targets()["ingest"]["workers"]))
+    try:
+        yield workers
+    finally:
+        workers.close()
+        _WORKER_PEAKS_MB.append(workers.peak_mb())
+
+
+def bench_volume(
+    scale: float, first_day: dt.date, progress: Callable[[str], None] | None = None
+) -> list[Figure]:
+    """The seed's full volume end to end, as a user loads a month of history: ``edw backfill``'s way,
+    each day's batches (one per feed and day, feeds side by side) and then one dbt build. Days are
+    simulated as they are needed (the world, timed apart) until the batches held 31.59 M records at
+    full scale; the clock runs from the first extract to the marts built."""
+    from .embedded import embedded_sources
+
+    goal = targets()
+    volume = int(goal["volume"]["records"] * scale)
+    records = ingest = simulate = 0.0
+    days = 0
+    with embedded_sources(apis_apart=True), _ingest_workers() as workers:
+        while records < volume:
+            day = first_day + dt.timedelta(days=days)
+            simulate += _simulate_process(day, scale)
+            extracted, seconds = workers.ingest_day(day)
+            records += extracted
+            ingest += seconds
+            days += 1
+            if progress:
+                progress(
+                    f"volume day {days} {day}: {extracted:,} records in {seconds:.1f} s "
+                    f"({records / 1e6:.2f} M of {volume / 1e6:.2f} M, ingest so far {ingest:.0f} s)"
+                )
+    build = _build_process()
+    if not build.success:
+        raise RuntimeError(f"bench volume: the dbt build of {days} days failed:\n{build.output}")
+    seconds = ingest + build.seconds
+    limit = goal["volume"]["max_minutes"] * 60
+    full = scale >= 1
+    return [
+        Figure(
+            f"volume: {records / 1e6:.2f} M records end to end",
+            seconds,
+            "s",
+            f"< {limit:.0f} s" if full else "",
+            seconds < limit if full else None,
+            f"{days} days from {first_day}: ingest {ingest:.0f} s ({workers.workers} workers), one build "
+            f"{build.seconds:.0f} s",
+        ),
+        Figure("volume: simulate sources (the world, apart)", simulate, "s", "", None, f"{days} days"),
+        Figure(
+            "volume: throughput",
+            records / seconds,
+            "records/s",
+            f">= {goal['volume']['records'] / limit:,.0f} records/s" if full else "",
+            records / seconds >= goal["volume"]["records"] / limit if full else None,
+            "records extracted / seconds end to end",
+        ),
+    ]
 
 
 def bench_history(
     scale: float, first_day: dt.date, days: int, progress: Callable[[str], None] | None = None
 ) -> list[Figure]:
     """Day after day as the platform runs: each day the sources are simulated (the world, timed apart),
-    every feed's batch is ingested and dbt builds incrementally. Gives the seed's full volume end to end
-    (31.59 M records at full scale: the time until that many records are in the marts), the peak memory,
-    and the incremental build of the last day against the first."""
+    every feed's batch is ingested (feeds side by side) and dbt builds incrementally. Gives the
+    incremental build of the last day against the first."""
     from .embedded import embedded_sources
-    from .simulator.run import Simulator
 
     goal = targets()
-    volume = int(goal["volume"]["records"] * scale)
-    sim = Simulator(settings().sources_dir, scale=scale)
     per_day: list[dict] = []
     records = pipeline = simulate = 0.0
-    volume_reached: dict | None = None
-    with embedded_sources(apis_apart=True):
+    with embedded_sources(apis_apart=True), _ingest_workers() as workers:
         for k in range(days):
             day = first_day + dt.timedelta(days=k)
-            started = time.perf_counter()
-            sim.simulate_day(day)
-            simulate += time.perf_counter() - started
-            extracted, ingest_seconds = _ingest_day(day)
+            simulate += _simulate_process(day, scale)
+            extracted, ingest_seconds = workers.ingest_day(day)
             build = _build_process()
             build_seconds = build.seconds
             if not build.success:
@@ -305,15 +499,8 @@ def bench_history(
                 progress(
                     f"day {k + 1}/{days} {day}: {extracted:,} records, ingest {ingest_seconds:.1f} s, "
                     f"build {build_seconds:.1f} s (pipeline so far {pipeline:.0f} s; peak RSS: ingest "
-                    f"{_peak_rss_mb():.0f} MiB, build {max(_BUILD_PEAKS_MB):.0f} MiB)"
+                    f"workers {workers.peak_mb():.0f} MiB, build {max(_BUILD_PEAKS_MB):.0f} MiB)"
                 )
-            if volume_reached is None and records >= volume:
-                volume_reached = {
-                    "days": k + 1,
-                    "records": records,
-                    "seconds": pipeline,
-                    "rss": max(_peak_rss_mb(), *_BUILD_PEAKS_MB),
-                }
     first, last = per_day[0], per_day[-1]
     growth = last["build_s"] / first["build_s"]
     full_window = _baseline_days() + 1  # the first day whose baselines read a whole window
@@ -327,6 +514,14 @@ def bench_history(
             f"from {first_day}, scale {scale}",
         ),
         Figure("history: records ingested", records, "records", "", None, "all feeds, all days"),
+        Figure(
+            "history: pipeline work",
+            pipeline,
+            "s",
+            "",
+            None,
+            f"ingest ({workers.workers} workers) + incremental build, every day",
+        ),
         Figure("history: simulate sources (the world, apart)", simulate, "s", "", None, ""),
         Figure(
             f"incremental build: day {days} vs day 1",
@@ -349,24 +544,6 @@ def bench_history(
                 f"day {full_window} {steady['build_s']:.1f} s is the first whose baselines read a whole window",
             )
         )
-    minutes = goal["volume"]["max_minutes"]
-    if volume_reached:
-        figures.append(
-            Figure(
-                f"volume: {volume_reached['records'] / 1e6:.2f} M records end to end",
-                volume_reached["seconds"],
-                "s",
-                f"< {minutes * 60:.0f} s" if scale >= 1 else "",
-                volume_reached["seconds"] < minutes * 60 if scale >= 1 else None,
-                f"{volume_reached['days']} days of ingest + incremental build (simulation apart)",
-            )
-        )
-    else:
-        figures.append(
-            Figure(
-                "volume: records end to end", records, "records", f">= {volume:,}", False, "run more --days"
-            )
-        )
     (settings().data_dir / "history.json").write_text(json.dumps(per_day, indent=2), encoding="utf-8")
     return figures
 
@@ -375,14 +552,11 @@ def bench_city_day(scale: float, day: dt.date, after_history: bool = False) -> l
     """Simulate, ingest every feed through its DAG (dag.test), build; stages and Airflow overhead."""
     from .catalog import all_feeds
     from .embedded import airflow_environment, embedded_sources
-    from .simulator.run import Simulator
 
     airflow_environment()
     from .runner import run_ingest_dag
 
-    started = time.perf_counter()
-    Simulator(settings().sources_dir, scale=scale).simulate_day(day)
-    simulate_seconds = time.perf_counter() - started
+    simulate_seconds = _simulate_process(day, scale)
     dag_seconds = work_seconds = 0.0
     with embedded_sources(apis_apart=True):
         for feed in all_feeds():
@@ -431,12 +605,12 @@ def run_bench(
     postgres_url: str,
     scale: float = 1.0,
     day: dt.date | None = None,
-    stages: tuple[str, ...] = ("load", "validation", "history", "city_day"),
+    stages: tuple[str, ...] = STAGES,
     days: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[Figure]:
-    """The stages asked for; the history and the city-day run in a data directory of their own
-    (``$EDW_DATA_DIR/bench/run``, made anew), never in the user's warehouse."""
+    """The stages asked for; the volume, the history and the city-day run in data directories of their
+    own (``$EDW_DATA_DIR/bench/volume``, ``.../bench/run``, made anew), never in the user's warehouse."""
     import shutil
 
     day = day or dt.date(2026, 11, 27)
@@ -444,12 +618,14 @@ def run_bench(
     out = settings().data_dir / "bench" / "latest.json"
     figures: list[Figure] = []
     _BUILD_PEAKS_MB.clear()
-    if "load" in stages:
-        figures += bench_load(postgres_url, scale, day)
-    if "validation" in stages:
-        figures += bench_validation(scale, day)
-    if "history" in stages or "city_day" in stages:
-        run_dir = settings().data_dir / "bench" / "run"
+    _WORKER_PEAKS_MB.clear()
+    global _SAMPLER
+    sampler = _SAMPLER = RssSampler()
+    first = day - dt.timedelta(days=days if "city_day" in stages else days - 1)
+
+    @contextlib.contextmanager
+    def own_directory(name: str):
+        run_dir = settings().data_dir / "bench" / name
         shutil.rmtree(run_dir, ignore_errors=True)
         own = {
             "EDW_DATA_DIR": str(run_dir),
@@ -457,7 +633,17 @@ def run_bench(
             "AIRFLOW_HOME": str(run_dir / "airflow"),
         }
         with temporary_environment(own):
-            first = day - dt.timedelta(days=days if "city_day" in stages else days - 1)
+            yield
+
+    if "load" in stages:
+        figures += bench_load(postgres_url, scale, day)
+    if "validation" in stages:
+        figures += bench_validation(scale, day)
+    if "volume" in stages:
+        with own_directory("volume"):
+            figures += bench_volume(scale, first, progress)
+    if "history" in stages or "city_day" in stages:
+        with own_directory("run"):
             if "history" in stages:
                 figures += bench_history(scale, first, days, progress)
             if "city_day" in stages:
@@ -467,12 +653,19 @@ def run_bench(
         (
             "peak memory (RSS): bench process",
             _peak_rss_mb(),
-            "simulation, extract, validate, load (APIs apart)",
+            "the load and validation stages, the city-day's DAG runs",
         ),
         (
-            "peak memory (RSS): build process",
-            max(_BUILD_PEAKS_MB, default=0.0),
-            "edw build (dbt), its own process",
+            "peak memory (RSS): ingest workers",
+            max(_WORKER_PEAKS_MB, default=0.0),
+            "the volume and history stages' workers, their peaks added up",
+        ),
+        ("peak memory (RSS): build process", max(_BUILD_PEAKS_MB, default=0.0), "edw build (dbt)"),
+        (
+            "peak memory (RSS): the whole run",
+            sampler.stop(),
+            "bench process + ingest workers + build, as they ran at once (sampled every 0.1 s); "
+            "the simulated world apart",
         ),
     ):
         if peak:

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import catalog
+from .bench import STAGES
 from .config import default_date, settings
 
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -486,7 +487,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         day=args.date,
         stages=tuple(args.stage),
         days=args.days,
-        progress=lambda line: console.print(f"  [green]history[/] {line}"),
+        progress=lambda line: console.print(f"  [green]bench[/] {line}"),
     )
     table = Table(title="Benchmark (baselines measured in the same run)")
     for header in ("figure", "value", "unit", "target", "met", "detail"):
@@ -643,7 +644,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--stage",
         action="append",
-        choices=["load", "validation", "history", "city_day"],
+        choices=list(STAGES),
         help="only these stages (repeatable; default all)",
     )
     p.add_argument(
@@ -671,7 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "func", None) is cmd_bench and not args.stage:
-        args.stage = ["load", "validation", "history", "city_day"]
+        args.stage = list(STAGES)
     try:
         return args.func(args)
     except (ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
