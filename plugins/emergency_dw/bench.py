@@ -333,13 +333,26 @@ def _ingest_feed(feed_name: str, start: dt.datetime, end: dt.datetime) -> tuple[
     landed = extract_and_land(feed_name, start, end)
     with contextlib.suppress(BatchFailed):  # audited as in a DAG run; its records were read
         validate_and_load(landed.to_xcom())
-    return (
-        feed_name,
-        landed.rows,
-        time.perf_counter() - started,
-        os.getpid(),
-        _high_water_mb(os.getpid()) or 0.0,
-    )
+    seconds = time.perf_counter() - started
+    peak = _high_water_mb(os.getpid()) or 0.0
+    _return_memory()
+    return (feed_name, landed.rows, seconds, os.getpid(), peak)
+
+
+def _return_memory() -> None:
+    """Give the batch's freed memory back to the system, as the end of an Airflow task's process does:
+    a worker outlives many batches, and the allocators (Arrow's pool, glibc's arenas) keep what a
+    batch freed, so without this a worker's footprint creeps up over a month of days (summed worker
+    peaks 1.7 GiB after one day, 2.8 GiB after 19)."""
+    import ctypes
+    import gc
+
+    import pyarrow
+
+    gc.collect()
+    pyarrow.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _warm_worker(seconds: float) -> int:
