@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import os
 import resource
+import statistics
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -217,33 +218,47 @@ def bench_load(postgres_url: str, scale: float, day: dt.date) -> list[Figure]:
     with admin.connect() as conn:
         conn.execute(sa.text(f'create database "{name}"'))
     url = sa.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    rounds = max(1, int(targets()["load"].get("rounds", 3)))
+    pipeline_runs: list[float] = []
+    bare_runs: list[float] = []
+    to_sql_runs: list[float] = []
+    sample = min(rows, 50_000)
     try:
+        engine = sa.create_engine(sa.make_url(url).set(drivername="postgresql+psycopg"))
         warehouse = connect(url)
         warehouse.ensure_schema(RAW)
         warehouse.ensure_table(RAW, feed.name, raw_columns(feed))
-        started = time.perf_counter()
-        with warehouse.transaction() as tx:
-            tx.replace_rows(RAW, feed.name, "_batch_id", "bench", table)
-        pipeline_seconds = time.perf_counter() - started
-        warehouse.close()
-
-        with adbc.connect(url) as conn, conn.cursor() as cur:
-            started = time.perf_counter()
-            cur.adbc_ingest("bare_power", table, mode="create")
-            conn.commit()
-            bare_seconds = time.perf_counter() - started
-
-        sample = min(rows, 50_000)
         frame = table.slice(0, sample).to_pandas()
-        engine = sa.create_engine(sa.make_url(url).set(drivername="postgresql+psycopg"))
-        started = time.perf_counter()
-        frame.to_sql("to_sql_power", engine, if_exists="replace", index=False, chunksize=10_000)
-        to_sql_seconds = (time.perf_counter() - started) * rows / sample
+        # Each way runs `rounds` times into an empty table, the ways taking turns; the medians are
+        # compared (one run each swung the ratio by a fifth from run to run: WAL, checkpoints, caches).
+        for _ in range(rounds):
+            with engine.begin() as conn:
+                conn.execute(sa.text(f'truncate "{RAW}"."{feed.name}"'))
+                conn.execute(sa.text("drop table if exists bare_power"))
+            started = time.perf_counter()
+            with warehouse.transaction() as tx:
+                tx.replace_rows(RAW, feed.name, "_batch_id", "bench", table)
+            pipeline_runs.append(time.perf_counter() - started)
+
+            with adbc.connect(url) as conn, conn.cursor() as cur:
+                started = time.perf_counter()
+                cur.adbc_ingest("bare_power", table, mode="create")
+                conn.commit()
+                bare_runs.append(time.perf_counter() - started)
+
+            started = time.perf_counter()
+            frame.to_sql("to_sql_power", engine, if_exists="replace", index=False, chunksize=10_000)
+            to_sql_runs.append((time.perf_counter() - started) * rows / sample)
+        warehouse.close()
         engine.dispose()
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
         admin.dispose()
+    pipeline_seconds, bare_seconds, to_sql_seconds = (
+        statistics.median(runs) for runs in (pipeline_runs, bare_runs, to_sql_runs)
+    )
+    spread = f"median of {rounds} runs, {min(pipeline_runs):.2f}-{max(pipeline_runs):.2f} s"
     ratio = pipeline_seconds / bare_seconds
     speedup = to_sql_seconds / pipeline_seconds
     goal = targets()["load"]
@@ -254,16 +269,24 @@ def bench_load(postgres_url: str, scale: float, day: dt.date) -> list[Figure]:
             "s",
             "",
             None,
-            f"{rows:,} power rows into Postgres",
+            f"{rows:,} power rows into Postgres; {spread}",
         ),
-        Figure("load: bare ADBC ingest", bare_seconds, "s", "", None, "same Arrow table, same database"),
+        Figure(
+            "load: bare ADBC ingest",
+            bare_seconds,
+            "s",
+            "",
+            None,
+            f"same Arrow table, same database; median of {rounds} runs, "
+            f"{min(bare_runs):.2f}-{max(bare_runs):.2f} s",
+        ),
         Figure(
             "load: DataFrame.to_sql (extrapolated)",
             to_sql_seconds,
             "s",
             "",
             None,
-            f"timed on {sample:,} rows",
+            f"timed on {sample:,} rows; median of {rounds} runs",
         ),
         Figure(
             "load vs bare ingest",
