@@ -243,8 +243,8 @@ def test_a_warning_detects_an_injected_anomaly_it_overlaps_within_one_interval()
 
 def test_the_baselines_equal_a_median_mad_and_percentile_recomputed_in_pandas(built: Built):
     """The robust z-score's median and MAD per meter and slot, and the surge's step percentile per meter,
-    for the last day (built incrementally), recomputed from the sequenced readings of the days before it."""
-    last = built.days[-1]
+    of every baseline date (the first nine built at once from the rolling windows, the tenth by moving
+    them along a day), recomputed from the sequenced readings of the days before each date."""
     thresholds = {
         (r["rule"], r["parameter"]): float(r["value"])
         for r in _query(built.url, "select rule, parameter, value from reference.anomaly_thresholds")
@@ -259,40 +259,51 @@ def test_the_baselines_equal_a_median_mad_and_percentile_recomputed_in_pandas(bu
         )
     )
     readings["reading_date"] = pd.to_datetime(readings["reading_date"]).dt.date
-    window = readings[
-        (readings["reading_date"] < last)
-        & (readings["reading_date"] >= last - dt.timedelta(days=baseline_days))
-    ]
-    slots = window.dropna(subset=["load_kw"]).groupby(["meter_id", "slot_of_day"])["load_kw"]
-    expected = pd.DataFrame({"median": slots.median(), "count": slots.size()})
-    deviation = (
-        window["load_kw"] - window.groupby(["meter_id", "slot_of_day"])["load_kw"].transform("median")
-    ).abs()
-    expected["mad"] = deviation.groupby([window["meter_id"], window["slot_of_day"]]).median()
     built_slots = pd.DataFrame(
         _query(
             built.url,
-            "select meter_id, slot_of_day, median_load_kw, mad_load_kw, baseline_days"
-            f" from intermediate.int_power_slot_baselines where baseline_date = date '{last}'",
+            "select meter_id, baseline_date, slot_of_day, median_load_kw, mad_load_kw, baseline_days"
+            " from intermediate.int_power_slot_baselines",
         )
-    ).set_index(["meter_id", "slot_of_day"])
-    assert len(built_slots) == len(expected) > 0
-    joined = built_slots.join(expected, how="inner")
-    assert len(joined) == len(expected)
-    assert (joined["median_load_kw"] - joined["median"]).abs().max() < 1e-9
-    assert (joined["mad_load_kw"] - joined["mad"]).abs().max() < 1e-9
-    assert (joined["baseline_days"] == joined["count"]).all()
-
-    steps = window.dropna(subset=["step_kw"]).groupby("meter_id")["step_kw"]
-    expected_steps = steps.quantile(fraction, interpolation="linear")
+    )
+    built_slots["baseline_date"] = pd.to_datetime(built_slots["baseline_date"]).dt.date
     built_steps = pd.DataFrame(
         _query(
             built.url,
-            "select meter_id, step_percentile_kw, steps from intermediate.int_power_step_baselines"
-            f" where baseline_date = date '{last}'",
+            "select meter_id, baseline_date, step_percentile_kw, steps from intermediate.int_power_step_baselines",
         )
-    ).set_index("meter_id")
-    assert len(built_steps) == len(expected_steps) > 0
-    difference = (built_steps["step_percentile_kw"] - expected_steps).abs()
-    assert difference.max() < 1e-6, difference.sort_values().tail()
-    assert (built_steps["steps"] == steps.size().reindex(built_steps.index)).all()
+    )
+    built_steps["baseline_date"] = pd.to_datetime(built_steps["baseline_date"]).dt.date
+    dates = sorted(set(built_slots["baseline_date"]) | set(built_steps["baseline_date"]))
+    assert set(built.days[1:]) <= set(dates) <= set(built.days)
+    for day in dates:
+        window = readings[
+            (readings["reading_date"] < day)
+            & (readings["reading_date"] >= day - dt.timedelta(days=baseline_days))
+        ]
+        slots = window.dropna(subset=["load_kw"]).groupby(["meter_id", "slot_of_day"])["load_kw"]
+        expected = pd.DataFrame({"median": slots.median(), "count": slots.size()})
+        deviation = (
+            window["load_kw"] - window.groupby(["meter_id", "slot_of_day"])["load_kw"].transform("median")
+        ).abs()
+        expected["mad"] = deviation.groupby([window["meter_id"], window["slot_of_day"]]).median()
+        on_day = built_slots[built_slots["baseline_date"] == day].set_index(["meter_id", "slot_of_day"])
+        assert len(on_day) == len(expected) and (len(expected) > 0 or day == built.days[0]), day
+        joined = on_day.join(expected, how="inner")
+        assert len(joined) == len(expected), day
+        assert (joined["median_load_kw"] - joined["median"]).abs().max() < 1e-9, day
+        assert (joined["mad_load_kw"] - joined["mad"]).abs().max() < 1e-9, day
+        assert (joined["baseline_days"] == joined["count"]).all(), day
+
+        steps = window.dropna(subset=["step_kw"]).groupby("meter_id")["step_kw"]
+        expected_steps = steps.quantile(fraction, interpolation="linear")
+        steps_on_day = built_steps[built_steps["baseline_date"] == day].set_index("meter_id")
+        assert len(steps_on_day) == len(expected_steps) and (
+            len(expected_steps) > 0 or day == built.days[0]
+        ), day
+        difference = (steps_on_day["step_percentile_kw"] - expected_steps).abs()
+        assert not (difference >= 1e-6).any() and difference.notna().all(), (
+            day,
+            difference.sort_values().tail(),
+        )
+        assert (steps_on_day["steps"] == steps.size().reindex(steps_on_day.index)).all(), day

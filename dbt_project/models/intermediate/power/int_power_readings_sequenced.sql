@@ -5,10 +5,9 @@
 {{
     config(
         materialized='incremental',
-        unique_key=['meter_id', 'reading_at'],
-        incremental_strategy='delete+insert',
+        incremental_strategy='append',
         on_schema_change='append_new_columns',
-        pre_hook="{{ window_query_settings() }}",
+        pre_hook=["{{ window_query_settings() }}", "{{ delete_incremental_window('reading_date') }}"],
         indexes=[{'columns': ['meter_id', 'reading_at'], 'unique': True}, {'columns': ['reading_date']}] if target.type == 'postgres' else [],
     )
 }}
