@@ -206,14 +206,31 @@ def land_file(feed_name: str, path: Path) -> LandedBatch:
 
 
 # ---------------------------------------------------------------- step 2: validate and load
+def _column_array(frame: pd.DataFrame, spec: ColumnSpec) -> pa.Array:
+    values = frame[spec.name] if spec.name in frame.columns else pd.Series([None] * len(frame))
+    if spec.type == "date":
+        values = values.astype(object).where(values.notna(), None)
+    return pa.array(values, type=ARROW_TYPES[spec.type], from_pandas=True)
+
+
 def _arrow(frame: pd.DataFrame, columns: list[ColumnSpec]) -> pa.Table:
+    return pa.table([_column_array(frame, spec) for spec in columns], names=[c.name for c in columns])
+
+
+def _raw_arrow(frame: pd.DataFrame, feed: Feed, keep: np.ndarray, lineage: dict) -> pa.Table:
+    """The rows of the parsed batch that ``keep`` marks, as ``raw.<feed>``'s Arrow table, with the lineage
+    columns (``lineage``: name -> the batch's value). Built column by column from the frame, the kept rows
+    picked in Arrow, so a day of power readings is never copied whole in pandas first."""
+    rows = int(keep.sum())
+    mask = None if rows == len(frame) else pa.array(keep)
     arrays = []
-    for spec in columns:
-        values = frame[spec.name] if spec.name in frame.columns else pd.Series([None] * len(frame))
-        if spec.type == "date":
-            values = values.astype(object).where(values.notna(), None)
-        arrays.append(pa.array(values, type=ARROW_TYPES[spec.type], from_pandas=True))
-    return pa.table(arrays, names=[c.name for c in columns])
+    for spec in raw_columns(feed):
+        if spec.name in lineage:
+            arrays.append(pa.repeat(pa.scalar(lineage[spec.name], type=ARROW_TYPES[spec.type]), rows))
+            continue
+        array = _column_array(frame, spec)
+        arrays.append(array if mask is None else array.filter(mask))
+    return pa.table(arrays, names=[c.name for c in raw_columns(feed)])
 
 
 def batch_window(landed: LandedBatch) -> tuple[dt.datetime, dt.datetime]:
@@ -413,11 +430,6 @@ def _validate_and_load(warehouse_url: str, feed: Feed, landed: LandedBatch) -> B
     rows_extracted = table.num_rows
     if failure is None:
         frame = parsed.frame
-        good = frame[~frame["_row"].isin(quarantined)].copy()
-        good["_batch_id"] = landed.batch_id
-        good["_loaded_at"] = now
-        good["_source"] = landed.source
-        raw_table = _arrow(good, raw_columns(feed))
         failed_by_row: dict[int, list[str]] = {}
         for o in outcomes:
             if o.severity == "row" and not o.success:
@@ -441,6 +453,10 @@ def _validate_and_load(warehouse_url: str, feed: Feed, landed: LandedBatch) -> B
             }
         )
         quarantine_table = _arrow(qframe, QUARANTINE_COLUMNS)
+        del table, qframe  # the batch as delivered is in the lake; only its quarantined records were needed
+        keep = ~frame["_row"].isin(quarantined).to_numpy(dtype=bool)
+        lineage = {"_batch_id": landed.batch_id, "_loaded_at": now, "_source": landed.source}
+        raw_table = _raw_arrow(frame, feed, keep, lineage)
         rows_loaded, rows_quarantined, rows_rejected, status = raw_table.num_rows, len(q_rows), 0, "loaded"
     else:
         raw_table = quarantine_table = None

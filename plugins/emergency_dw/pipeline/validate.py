@@ -29,7 +29,14 @@ class RuleOutcome:
 
 @lru_cache(maxsize=1)
 def _context():
+    import threading
+
     import great_expectations as gx
+    from tqdm import tqdm
+
+    # GX draws its (disabled) progress bars with tqdm, whose first bar makes a multiprocessing lock: a
+    # named semaphore each task process leaves to the resource tracker. A thread lock does here.
+    tqdm.set_lock(threading.RLock())
 
     context = gx.get_context(mode="ephemeral")
     try:
