@@ -488,6 +488,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         stages=tuple(args.stage),
         days=args.days,
         progress=lambda line: console.print(f"  [green]bench[/] {line}"),
+        backfill=args.backfill_days,
     )
     table = Table(title="Benchmark (baselines measured in the same run)")
     for header in ("figure", "value", "unit", "target", "met", "detail"):
@@ -651,7 +652,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--days",
         type=int,
         default=None,
-        help="days in the history stage (default: bench.toml, 30); the city-day is the day after them",
+        help="daily runs in the history stage (default: bench.toml, 30); the city-day is the day after them",
+    )
+    p.add_argument(
+        "--backfill-days",
+        type=int,
+        default=None,
+        help="days of history loaded before the daily runs (default: bench.toml, else the baseline window, 28)",
     )
     p.add_argument(
         "--postgres-url",
