@@ -181,3 +181,39 @@ def test_edw_simulate_prints_where_the_data_is(tmp_path: Path):
         text=True,
     )
     assert bad.returncode == 2 and "no feed named 'nope'" in bad.stdout
+
+
+def test_the_api_serves_each_key_once_in_its_latest_version_across_days(tmp_path: Path):
+    """A department's API over several days' deliveries: a record delivered again on a later day is
+    served once, as delivered last; a window reads only what changed within it, in (updated_at, key)
+    order; a day added later supersedes what the API already held."""
+    from emergency_dw.simulator.server import FeedStore
+
+    feed = catalog.get_feed("rescuer_positions")
+    folder = tmp_path / "http" / feed.name
+    folder.mkdir(parents=True)
+    key = feed.primary_key[0]
+
+    def deliver(name: str, rows: list[tuple[str, str, str]]) -> None:
+        frame = pd.DataFrame(rows, columns=[key, "status", "updated_at"])
+        frame["updated_at"] = pd.to_datetime(frame["updated_at"], utc=True)
+        frame.to_parquet(folder / name)
+
+    deliver(
+        "2026-11-01.parquet", [("p2", "on_duty", "2026-11-01T02:00Z"), ("p1", "on_duty", "2026-11-01T02:00Z")]
+    )
+    deliver(
+        "2026-11-02.parquet",
+        [("p3", "on_duty", "2026-11-02T01:00Z"), ("p1", "off_duty", "2026-11-02T03:00Z")],
+    )
+    store = FeedStore(folder, feed)
+    everything = store.window(None, None)
+    assert list(everything[key]) == ["p2", "p3", "p1"]  # p1 once, as delivered on the 2nd
+    assert list(everything["status"]) == ["on_duty", "on_duty", "off_duty"]
+    first_day = store.window(pd.Timestamp("2026-10-31T16:00Z"), pd.Timestamp("2026-11-01T16:00Z"))
+    assert list(first_day[key]) == ["p2"]
+    deliver("2026-11-03.parquet", [("p2", "off_duty", "2026-11-03T00:30Z")])
+    assert list(store.window(None, None)[key]) == ["p3", "p1", "p2"]
+    since_the_2nd = store.window(pd.Timestamp("2026-11-02T00:00Z"), None)
+    assert list(since_the_2nd[key]) == ["p3", "p1", "p2"]
+    assert store.window(pd.Timestamp("2026-10-31T16:00Z"), pd.Timestamp("2026-11-01T16:00Z")).empty
