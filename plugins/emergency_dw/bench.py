@@ -871,7 +871,10 @@ def run_bench(
                 figures += bench_volume(scale, first, progress)
             figures.append(_memory_figure("volume (PSS)", memory["peak_mb"], PSS_DETAIL))
         if "history" in stages or "city_day" in stages:
-            with own_directory("run"):
+            from .embedded import embedded_sources
+
+            # one world for both: the departments' APIs keep running from the history into the city-day
+            with own_directory("run"), embedded_sources(apis_apart=True):
                 if "history" in stages:
                     with sampler.stage() as memory:
                         figures += bench_history(scale, first, days, backfill, progress)

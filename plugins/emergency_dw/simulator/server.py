@@ -61,21 +61,31 @@ class FeedStore:
     """A feed's records as the API holds them: every simulated day's delivery, the latest version of each
     key, in ``(updated_at, key)`` order.
 
-    Kept as one part per day file, each sorted; when a day arrives, the records of earlier parts that it
-    delivers again are dropped from them. So a new day costs a pass over the keys, not a re-sort of the
-    whole history, and a request reads only the parts its ``updated_at`` window reaches (a binary search
-    in each), as a department's API over an indexed table answers in a time that does not grow with its
+    Kept as one part per day file, each sorted, with a map of each key to the part that delivered it
+    last: when a day arrives, the records of earlier parts that it delivers again are dropped from
+    those parts. So a day costs a pass over its own records (not a re-sort, nor a look through the whole
+    history), and a request reads only the parts its ``updated_at`` window reaches (a binary search in
+    each), as a department's API over an indexed table answers in a time that does not grow with its
     history. The records of the last window asked for are kept for its following pages."""
 
     def __init__(self, folder: Path, feed: Feed) -> None:
         self.folder = folder
         self.feed = feed
         self._parts: list[tuple[str, int, pd.DataFrame]] = []  # (file name, mtime, records), day order
+        self._latest: dict = {}  # key -> number of the part that delivered it last
         self._window: tuple[tuple, pd.DataFrame] | None = None
         self._lock = threading.Lock()
 
     def _keys(self, frame: pd.DataFrame) -> list[str]:
         return [k for k in self.feed.primary_key if k in frame.columns]
+
+    def _key_values(self, frame: pd.DataFrame) -> list:
+        """Each record's key (a value, or a tuple for a compound key); a missing value is None, so that
+        records with a missing key are one key, as a group-by that keeps missing values has them."""
+        columns = [frame[k].astype(object).where(frame[k].notna(), None).tolist() for k in self._keys(frame)]
+        if not columns:
+            return []
+        return columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
 
     def _read(self, path: Path) -> pd.DataFrame:
         frame = pq.read_table(path).to_pandas()
@@ -89,17 +99,20 @@ class FeedStore:
         if stamp == held:
             return
         if stamp[: len(held)] != held:  # a day was written again or removed: read them all anew
-            self._parts = []
-            held = []
+            self._parts, self._latest, held = [], {}, []
         for path, (name, mtime) in zip(files[len(held) :], stamp[len(held) :], strict=True):
             part = self._read(path)
-            keys = self._keys(part)
-            if keys:
-                delivered = pd.MultiIndex.from_frame(part[keys])
-                self._parts = [
-                    (n, m, old[~pd.MultiIndex.from_frame(old[keys]).isin(delivered)])
-                    for n, m, old in self._parts
-                ]
+            number = len(self._parts)
+            superseded: dict[int, set] = {}
+            for key in self._key_values(part):
+                before = self._latest.get(key)
+                if before is not None and before != number:
+                    superseded.setdefault(before, set()).add(key)
+                self._latest[key] = number
+            for before, keys in superseded.items():
+                old_name, old_mtime, old = self._parts[before]
+                kept = [key not in keys for key in self._key_values(old)]
+                self._parts[before] = (old_name, old_mtime, old[kept])
             self._parts.append((name, mtime, part))
         self._window = None
 
@@ -139,6 +152,27 @@ def _json_value(value):
     if hasattr(value, "item"):
         return value.item()
     return value
+
+
+def _column_json_values(values: pd.Series) -> list:
+    """A column's values as ``_json_value`` gives them, converted a column at a time."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return [None if v is pd.NaT else v.isoformat() for v in values.dt.tz_convert(LOCAL_TZ)]
+    if values.dtype != object and (
+        pd.api.types.is_numeric_dtype(values.dtype)
+        or pd.api.types.is_bool_dtype(values.dtype)
+        or pd.api.types.is_string_dtype(values.dtype)
+    ):
+        return values.astype(object).where(values.notna(), None).tolist()
+    return [_json_value(v) for v in values]
+
+
+def page_records(chunk: pd.DataFrame) -> list[dict]:
+    """A page's records as JSON-ready dicts (timestamps with the source's +08:00 offset, missing values
+    null), built a column at a time: a page of 5,000 positions took 0.15 s a cell at a time."""
+    columns = list(chunk.columns)
+    values = [_column_json_values(chunk[c]) for c in columns]
+    return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
 
 
 def _parse_time(text: str | None, name: str) -> pd.Timestamp | None:
@@ -377,11 +411,7 @@ class SimulatedApis:
         total = len(frame) + len(extra)
         first, last = (page - 1) * page_size, page * page_size
         chunk = frame.iloc[first:last]
-        columns = list(chunk.columns)
-        data = [
-            {c: _json_value(v) for c, v in zip(columns, row, strict=True)}
-            for row in chunk.itertuples(index=False)
-        ]
+        data = page_records(chunk)
         data += extra[max(0, first - len(frame)) : max(0, last - len(frame))]  # after the real records
         body = {
             "feed": feed.name,

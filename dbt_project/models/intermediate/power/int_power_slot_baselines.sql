@@ -52,12 +52,16 @@ window_loads as (
         baseline_dates.baseline_date,
         windows.meter_id,
         windows.slot_of_day,
-        {{ values_dated_within(
-            'windows.window_loads',
-            'windows.window_dates',
-            'baseline_dates.baseline_date - ' ~ baseline_days,
-            'baseline_dates.baseline_date - 1'
-        ) }} as window_loads
+        case
+            -- a run that added one date (the daily case) holds exactly that date's window
+            when windows.first_baseline_date = windows.last_baseline_date then windows.window_loads
+            else {{ values_dated_within(
+                'windows.window_loads',
+                'windows.window_dates',
+                'baseline_dates.baseline_date - ' ~ baseline_days,
+                'baseline_dates.baseline_date - 1'
+            ) }}
+        end as window_loads
     from baseline_dates
     inner join windows
         on baseline_dates.baseline_date between windows.first_baseline_date and windows.last_baseline_date

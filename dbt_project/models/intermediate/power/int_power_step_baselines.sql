@@ -78,7 +78,7 @@ window_days as (
 
 merged as (
 
-    {{ merge_descending_by_group('window_days', ['baseline_date', 'meter_id'], 'largest_steps_kw', 'steps') }}
+    {{ merge_largest_by_group('window_days', ['baseline_date', 'meter_id'], 'largest_steps_kw', 'steps', [96, needed_steps] | min) }}
 
 ),
 
