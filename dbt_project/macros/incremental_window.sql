@@ -37,12 +37,27 @@
     {%- endif -%}
 {%- endmacro %}
 
+{# True when a model's compile-time queries can run: dbt is executing a model (not parsing, not a
+   test) and every relation they read is built. `dbt docs generate` or `dbt compile` on a warehouse
+   that has not been built yet compiles such a model without them (as if it had nothing new to add). #}
+{% macro relations_built(relations) -%}
+    {%- if not execute or model.resource_type != 'model' -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- for relation in relations -%}
+        {%- if adapter.get_relation(database=relation.database, schema=relation.schema, identifier=relation.identifier) is none -%}
+            {{ return(false) }}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(true) }}
+{%- endmacro %}
+
 {# Fails the run, saying what to do, when the rolling windows (int_power_slot_windows) do not hold the
    baseline dates a baseline model is about to build: from window_start (the first new date; on a full
    build, the first date of `readings`) on. That happens when the baselines were rebuilt in full without
    the windows. #}
 {% macro check_windows_cover(windows, readings, window_start) -%}
-    {%- if execute and model.resource_type == 'model' -%}
+    {%- if relations_built([windows, readings]) -%}
         {%- set query -%}
             select
                 cast((select min(first_baseline_date) from {{ windows }}) as varchar) as windows_first,

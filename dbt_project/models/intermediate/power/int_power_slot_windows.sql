@@ -30,7 +30,7 @@
 {%- set baseline_days = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'baseline_days', 28) | int %}
 {%- set state_last = none %}
 {%- set new_first, new_last = none, none %}
-{%- if execute and model.resource_type == 'model' %}
+{%- if relations_built([ref('int_power_readings_sequenced')]) %}
     {%- if is_incremental() %}
         {%- set state = run_query("select max(last_baseline_date), max(baseline_days) from " ~ this).rows[0] %}
         {%- if state[0] is not none %}
@@ -53,7 +53,7 @@
     {%- set new_first, new_last = new_dates[0], new_dates[1] %}
 {%- endif %}
 
-{#- No new baseline date (or dbt only parsing): no row, and the windows stay as they are. -#}
+{#- No new baseline date (or dbt only parsing, or compiling before a build): no row, and the windows stay as they are. -#}
 {%- if new_last is none %}
 
 select

@@ -22,7 +22,7 @@
 {%- set baseline_days = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'baseline_days', 28) %}
 {%- set fraction = seed_parameter('anomaly_thresholds', 'surge', 'step_percentile', 0.99) %}
 {%- set needed_steps = (baseline_days * 96 * (1 - fraction)) | round(0, 'ceil') | int + 2 %}
-{%- if execute and model.resource_type == 'model' %}
+{%- if relations_built([ref('int_power_daily_largest_steps')]) %}
     {%- set kept_query %}
         select min(kept_steps) from {{ ref('int_power_daily_largest_steps') }}
         {% if window_start %}where reading_date >= {{ window_start }} - {{ baseline_days | int }}{% endif %}
