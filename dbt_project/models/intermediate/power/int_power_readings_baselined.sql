@@ -34,7 +34,19 @@ slot_baselines as (
 
     select * from {{ ref('int_power_slot_baselines') }}
     {% if window_start %}
-    where baseline_date >= {{ window_start }} - 1
+    where baseline_date >= {{ window_start }}
+    {% endif %}
+
+),
+
+-- the baselines of the previous intervals: the same dates, and the last slot of the day before the
+-- first (a daily run's two joins each hold the days it rebuilds, not a third day more)
+previous_slot_baselines as (
+
+    select * from {{ ref('int_power_slot_baselines') }}
+    {% if window_start %}
+    where baseline_date >= {{ window_start }}
+        or (baseline_date = {{ window_start }} - 1 and slot_of_day = 95)
     {% endif %}
 
 ),
@@ -166,7 +178,7 @@ readings_scored as (
         on readings_located.meter_id = slot_baselines.meter_id
         and readings_located.reading_date = slot_baselines.baseline_date
         and readings_located.slot_of_day = slot_baselines.slot_of_day
-    left join slot_baselines as previous_baselines
+    left join previous_slot_baselines as previous_baselines
         on readings_located.meter_id = previous_baselines.meter_id
         and readings_located.previous_reading_date = previous_baselines.baseline_date
         and readings_located.previous_slot_of_day = previous_baselines.slot_of_day
