@@ -152,3 +152,17 @@ def test_summary_of_an_empty_warehouse_says_what_to_run(tmp_path: Path) -> None:
     text = " ".join(summary.problems)
     assert "audit.batches is not in the warehouse" in text and "edw run" in text
     assert "run `edw build`" in text
+
+
+def test_the_production_build_leaves_the_unit_tests_to_ci(run: EdwRun, monkeypatch) -> None:
+    # `edw run` builds as the warehouse__build DAG does: data tests on every build, unit tests not
+    built = next(line for line in run.output.splitlines() if "dbt build passed" in line)
+    assert " tests" in built and "unit_test" not in built, built
+    # `edw build --unit-tests` (and make test, through the marts' tests) runs them
+    from emergency_dw import cli, transform
+    from emergency_dw.transform import DbtRun
+
+    asked: list[list[str]] = []
+    monkeypatch.setattr(transform, "run_dbt", lambda args: asked.append(args) or DbtRun(True, args, []))
+    assert cli.main(["build", "--unit-tests"]) == 0 and cli.main(["build"]) == 0
+    assert asked == [["build"], ["build", "--exclude-resource-type", "unit_test"]]

@@ -276,12 +276,17 @@ def cmd_expectations(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- build and evaluate
-def _build() -> bool:
+# dbt's unit tests check the models' logic on fixed inputs: they belong to development and CI (`make test`
+# runs them), not to every production build, where they would cost a node each and prove nothing new.
+PRODUCTION_BUILD = ["build", "--exclude-resource-type", "unit_test"]
+
+
+def _build(unit_tests: bool = False) -> bool:
     from .transform import run_dbt
 
     with console.status("dbt build (seeds, staging, intermediate, marts and their tests)"):
         started = time.perf_counter()
-        run = run_dbt(["build"])
+        run = run_dbt(["build"] if unit_tests else PRODUCTION_BUILD)
     failed = [r for r in run.results if r["status"] not in ("success", "pass", "warn", "no-op")]
     kinds = {}
     for r in run.results:
@@ -299,7 +304,7 @@ def _build() -> bool:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    return 0 if _build() else 1
+    return 0 if _build(unit_tests=args.unit_tests) else 1
 
 
 def _report_pages(days: list[dt.date] | None) -> list[Path]:
@@ -619,6 +624,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_expectations)
 
     p = sub.add_parser("build", help="the dbt build (what the warehouse__build DAG runs)")
+    p.add_argument(
+        "--unit-tests",
+        action="store_true",
+        help="run dbt's unit tests too (they check the models' logic on fixed inputs; make test runs them)",
+    )
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser(
