@@ -155,7 +155,7 @@ def test_summary_of_an_empty_warehouse_says_what_to_run(tmp_path: Path) -> None:
 
 
 def test_the_production_build_leaves_the_unit_tests_to_ci(run: EdwRun, monkeypatch) -> None:
-    # `edw run` builds as the warehouse__build DAG does: data tests on every build, unit tests not
+    # `edw run` builds for production: the data tests on every build, the unit tests not
     built = next(line for line in run.output.splitlines() if "dbt build passed" in line)
     assert " tests" in built and "unit_test" not in built, built
     # `edw build --unit-tests` (and make test, through the marts' tests) runs them
