@@ -57,6 +57,10 @@ def _booleans(values: pd.Series) -> pd.Series:
     out = pd.Series(pd.NA, index=values.index, dtype="boolean")
     out[text.isin(TRUE_WORDS).fillna(False).astype(bool)] = True
     out[text.isin(FALSE_WORDS).fillna(False).astype(bool)] = False
+    # A spreadsheet exports a 1/0 column that has an empty cell as numbers: "1.0", "0.0"
+    number = pd.to_numeric(text.where(text.str.fullmatch(r"[01]\.0+", na=False)), errors="coerce")
+    out[(number == 1).fillna(False).astype(bool)] = True
+    out[(number == 0).fillna(False).astype(bool)] = False
     return out
 
 

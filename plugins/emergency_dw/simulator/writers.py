@@ -126,7 +126,8 @@ def _file_frame(feed: Feed, frame: pd.DataFrame, text_times: bool) -> pd.DataFra
         if col.type == "timestamp" and text_times:
             out[col.name] = local_naive(out[col.name]).dt.strftime("%Y-%m-%d %H:%M:%S")
         elif col.type == "boolean":
-            out[col.name] = out[col.name].map({True: 1, False: 0})
+            # 1/0, and an empty cell where a value is missing (not 1.0/0.0, as a float column would give)
+            out[col.name] = out[col.name].astype("boolean").astype("Int64")
         elif col.type == "date":
             out[col.name] = out[col.name].map(lambda v: v.isoformat() if isinstance(v, dt.date) else v)
     return out.rename(columns={c.name: c.header for c in feed.columns})
