@@ -115,7 +115,7 @@ def column_docs(feed: Feed) -> list[dict]:
                 }
             )
         if len(feed.primary_key) == 1 and col.name == feed.primary_key[0]:
-            tests += ["unique", "not_null"]
+            tests.append("primary_key")  # unique and not null, in one scan
         if tests:
             entry["data_tests"] = tests
         docs.append(entry)
