@@ -17,11 +17,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.postgres
 def test_bench_at_a_tiny_scale_writes_every_figure(tmp_path: Path):
-    # the seed's volume shrunk so that two days of a tiny scale hold it (bench.toml's own, otherwise)
+    # the seed's volume shrunk so that one day of a tiny scale holds it (13,106 records at scale 0.005;
+    # bench.toml's own, otherwise)
     shipped = (REPO / "plugins" / "emergency_dw" / "bench.toml").read_text()
     assert "records = 31_590_000" in shipped
     small = tmp_path / "bench.toml"
-    small.write_text(shipped.replace("records = 31_590_000", "records = 3_000_000"))
+    small.write_text(shipped.replace("records = 31_590_000", "records = 2_000_000"))
     # the history's backfill is a day, not the 28 of the baseline window
     env = dict(
         os.environ,
@@ -80,4 +81,8 @@ def test_bench_at_a_tiny_scale_writes_every_figure(tmp_path: Path):
         assert together["target"] == "< 2048 MiB"
         assert together["value"] >= 0.5 * by_name["peak memory: largest ingest task process (RSS)"]["value"]
     assert "1 day(s) from" in by_name["history: backfill before the daily runs"]["detail"]
+    volume = next(
+        f for f in latest["figures"] if f["name"].startswith("volume: ") and "end to end" in f["name"]
+    )
+    assert volume["detail"].startswith("1 days from"), volume["detail"]
     assert "load vs bare ingest" in out.stdout and "written to" in out.stdout
