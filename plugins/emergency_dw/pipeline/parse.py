@@ -58,9 +58,8 @@ def _booleans(values: pd.Series) -> pd.Series:
     out[text.isin(TRUE_WORDS).fillna(False).astype(bool)] = True
     out[text.isin(FALSE_WORDS).fillna(False).astype(bool)] = False
     # A spreadsheet exports a 1/0 column that has an empty cell as numbers: "1.0", "0.0"
-    number = pd.to_numeric(text.where(text.str.fullmatch(r"[01]\.0+", na=False)), errors="coerce")
-    out[(number == 1).fillna(False).astype(bool)] = True
-    out[(number == 0).fillna(False).astype(bool)] = False
+    out[text.str.fullmatch(r"1\.0+", na=False).astype(bool)] = True
+    out[text.str.fullmatch(r"0\.0+", na=False).astype(bool)] = False
     return out
 
 
