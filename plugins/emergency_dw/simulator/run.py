@@ -17,6 +17,7 @@ from ..catalog import Feed, all_feeds, get_feed
 from .common import day_start_utc, rng_for
 from .defects import TRUTH_COLUMNS, inject_defects, record_keys
 from .generators import DayOutput, SimContext, generate_day
+from .power_day import DATA_QUALITY_COLUMNS, NEAR_MISS_COLUMNS
 from .scenario import Scenario, load_scenario
 from .world import World
 from .writers import atomic_write_bytes, parquet_bytes, write_drop, write_http, write_sql
@@ -45,6 +46,8 @@ class FeedDay:
     late_rows: int
     anomalies: int
     files: list[Path] = field(default_factory=list)
+    near_misses: int = 0
+    data_problems: int = 0
     seconds: float = 0.0
 
 
@@ -95,9 +98,10 @@ class Simulator:
             late &= ~out.protected.astype(bool)
         return late
 
-    def delivery(self, feed: Feed, day: dt.date) -> tuple[pd.DataFrame, pd.DataFrame, list[dict], np.ndarray]:
+    def delivery(self, feed: Feed, day: dt.date) -> tuple[pd.DataFrame, pd.DataFrame, DayOutput, np.ndarray]:
         """What the source delivers for ``day``: the day's records less those that come late, plus the
-        previous day's late records; with the late rows' truth, the anomalies and the protected rows."""
+        previous day's late records; with the late rows' truth, the day's output (its anomalies, near
+        misses and data problems) and the protected rows."""
         today = generate_day(self.ctx, feed.name, day)
         late_today = self._late_mask(feed, day, today)
         frame = today.frame[~late_today]
@@ -127,11 +131,11 @@ class Simulator:
                 )
                 frame = pd.concat([frame, late], ignore_index=True)
                 protected = np.concatenate([protected, np.ones(len(late), dtype=bool)])
-        return frame.reset_index(drop=True), late_truth, today.anomalies, protected
+        return frame.reset_index(drop=True), late_truth, today, protected
 
-    def simulate_feed(self, feed: Feed, day: dt.date) -> tuple[FeedDay, pd.DataFrame, list[dict]]:
+    def simulate_feed(self, feed: Feed, day: dt.date) -> tuple[FeedDay, pd.DataFrame, DayOutput]:
         started = time.perf_counter()
-        frame, late_truth, anomalies, protected = self.delivery(feed, day)
+        frame, late_truth, today, protected = self.delivery(feed, day)
         rng = rng_for(self.seed, feed.name, day.isoformat(), "defects")
         frame, defects = inject_defects(
             feed,
@@ -177,27 +181,29 @@ class Simulator:
             rows=len(frame),
             defects=int((truth["defect"] != "late_arriving").sum()),
             late_rows=int((truth["defect"] == "late_arriving").sum()),
-            anomalies=len(anomalies),
+            anomalies=len(today.anomalies),
             files=files,
             seconds=time.perf_counter() - started,
+            near_misses=len(today.near_misses),
+            data_problems=len(today.data_quality),
         )
-        return result, truth, anomalies
+        return result, truth, today
 
     def simulate_day(self, day: dt.date, feeds: list[str] | None = None, on_feed=None) -> list[FeedDay]:
         selected = [get_feed(name) for name in feeds] if feeds else list(all_feeds())
-        results, truths, anomalies = [], [], []
+        results, truths, outputs = [], [], []
         for feed in selected:
-            result, truth, found = self.simulate_feed(feed, day)
+            result, truth, today = self.simulate_feed(feed, day)
             results.append(result)
             truths.append(truth)
-            anomalies.extend(found)
+            outputs.append(today)
             if on_feed:
                 on_feed(result)
-        self._write_truth(day, results, truths, anomalies)
+        self._write_truth(day, results, truths, outputs)
         return results
 
     def _write_truth(
-        self, day: dt.date, results: list[FeedDay], truths: list[pd.DataFrame], anomalies: list[dict]
+        self, day: dt.date, results: list[FeedDay], truths: list[pd.DataFrame], outputs: list[DayOutput]
     ) -> None:
         folder = truth_dir(self.sources_dir, day)
         defects = (
@@ -207,10 +213,15 @@ class Simulator:
         )
         defects["row_number"] = defects["row_number"].astype("int64")
         atomic_write_bytes(folder / "defects.parquet", parquet_bytes(defects))
-        frame = pd.DataFrame(anomalies, columns=ANOMALY_COLUMNS)
-        for col in ("started_at", "ended_at"):
-            frame[col] = pd.to_datetime(frame[col], utc=True)
-        atomic_write_bytes(folder / "anomalies.parquet", parquet_bytes(frame))
+        for name, records, columns in (
+            ("anomalies", [a for out in outputs for a in out.anomalies], ANOMALY_COLUMNS),
+            ("near_misses", [m for out in outputs for m in out.near_misses], NEAR_MISS_COLUMNS),
+            ("data_quality", [q for out in outputs for q in out.data_quality], DATA_QUALITY_COLUMNS),
+        ):
+            frame = pd.DataFrame(records, columns=columns)
+            for col in ("started_at", "ended_at"):
+                frame[col] = pd.to_datetime(frame[col], utc=True)
+            atomic_write_bytes(folder / f"{name}.parquet", parquet_bytes(frame))
         manifest = {
             "date": day.isoformat(),
             "seed": self.seed,
@@ -222,6 +233,8 @@ class Simulator:
                     "defects": r.defects,
                     "late_rows": r.late_rows,
                     "anomalies": r.anomalies,
+                    "near_misses": r.near_misses,
+                    "data_problems": r.data_problems,
                     "files": [str(p.relative_to(self.sources_dir)) for p in r.files],
                     "sha256": [hashlib.sha256(p.read_bytes()).hexdigest() for p in r.files],
                 }

@@ -12,6 +12,7 @@ import pandas as pd
 
 from ..catalog.references import INDUSTRIES, TOWNS
 from .common import company_names, day_start_utc, id_numbers, jitter, person_names, phones, rng_for, scaled
+from .load_profiles import draw_operating_profiles
 from .scenario import Scenario
 
 METERED_ENTERPRISES = 14_355
@@ -123,7 +124,6 @@ class World:
         town_idx = rng.choice(len(TOWNS), size=n, p=TOWN_WEIGHTS)
         capacity = np.clip(np.round(rng.lognormal(np.log(400), 0.9, size=n), -1), 50, 20_000)
         peak_lo, peak_hi = self.scenario.power["peak_fraction"]
-        wk_lo, wk_hi = self.scenario.power["weekend_dip"]
         suffixes = np.array([INDUSTRIES[c][:2] for c in industry])
         ids = np.array([f"E{k:06d}" for k in range(1, n + 1)])
         frame = pd.DataFrame(
@@ -136,10 +136,9 @@ class World:
                 "shift": shift,
                 "capacity_kw": capacity,
                 "peak_fraction": rng.uniform(peak_lo, peak_hi, size=n),
-                "night_fraction": np.where(
-                    shift == "continuous", rng.uniform(0.80, 0.95, n), rng.uniform(0.12, 0.35, n)
-                ),
-                "weekend_factor": np.where(shift == "continuous", 1.0, rng.uniform(wk_lo, wk_hi, n)),
+                # three draws per enterprise of two retired columns (the load profile is now the
+                # operating_profiles'): kept so that every column after them keeps its values
+                "_retired": rng.random((3, n))[0],
                 "lat": jitter(rng, TOWN_LAT[town_idx], 3.0),
                 "lon": jitter(rng, TOWN_LON[town_idx], 3.0),
                 "is_major_hazard_source": rng.random(n) < hazard_rate,
@@ -158,11 +157,52 @@ class World:
             }
         )
         frame["meter_id"] = np.where(frame["metered"], [f"M{k:08d}" for k in range(1, n + 1)], None)
-        return frame
+        return frame.drop(columns="_retired")
 
     @cached_property
     def metered(self) -> pd.DataFrame:
         return self.enterprises[self.enterprises["metered"]].reset_index(drop=True)
+
+    @cached_property
+    def operating_profiles(self) -> pd.DataFrame:
+        """Each metered enterprise's operating profile (load_profiles.py) and its meter's role in the
+        simulation (rows aligned with ``metered``):
+
+        - ``no_capacity``: the emergency bureau has no safety profile on file, so no contracted capacity;
+        - ``flaky``: an old meter or a poor signal: it goes offline now and then;
+        - ``rough``: takes the spikes, overloads and meter replacements, as do the enterprises that ever
+          had a suspension order;
+        - ``regular``: a clean history, where a surge or an abnormal fluctuation is injected fairly.
+        """
+        metered = self.metered
+        power = self.scenario.power
+        frame = draw_operating_profiles(self.rng("operating-profiles"), metered, self.scenario)
+        rng = self.rng("meter-roles")
+        n = len(metered)
+        suspended = metered["enterprise_id"].isin(self.suspension_orders["enterprise_id"]).to_numpy()
+        role = np.full(n, "regular", dtype=object)
+        free = np.flatnonzero(~suspended)
+        no_capacity = rng.choice(
+            free, size=min(len(free), scaled(power["data_quality"]["no_capacity"], self.scale)), replace=False
+        )
+        role[no_capacity] = "no_capacity"
+        free = np.setdiff1d(free, no_capacity)
+        flaky = rng.choice(
+            free, size=min(len(free), scaled(round(power["flaky_share"] * n), 1)), replace=False
+        )
+        role[flaky] = "flaky"
+        free = np.setdiff1d(free, flaky)
+        role[free[rng.random(len(free)) < power["rough_share"]]] = "rough"
+        role[suspended] = "rough"
+        frame["role"] = role
+        frame["has_suspension_history"] = suspended
+        return frame
+
+    @cached_property
+    def no_capacity_enterprises(self) -> set[str]:
+        """Metered enterprises without a safety profile on file (no contracted capacity known)."""
+        profiles = self.operating_profiles
+        return set(profiles.loc[profiles["role"] == "no_capacity", "enterprise_id"])
 
     @cached_property
     def cables(self) -> pd.DataFrame:
@@ -175,8 +215,8 @@ class World:
                 "cable_id": [f"C{k:06d}" for k in range(1, n + 1)],
                 "enterprise_id": largest["enterprise_id"].to_numpy(),
                 "meter_index": largest.index.to_numpy(),
-                "ambient_c": rng.uniform(18, 26, n),
-                "rise_c": rng.uniform(12, 28, n),
+                "ambient_c": rng.uniform(*self.scenario.cable["ambient_c"], n),
+                "rise_c": rng.uniform(*self.scenario.cable["rise_c"], n),
             }
         )
 

@@ -31,12 +31,16 @@ class DayOutput:
     """One day of a feed as its source system holds it (before late delivery and defects).
 
     ``frame`` has exactly the catalog's columns; timestamps are tz-aware UTC, dates are ``datetime.date``.
-    ``anomalies`` are injected anomalies (ground truth); ``protected`` marks rows defects must not touch.
+    ``anomalies`` are injected anomalies (ground truth); ``protected`` marks rows defects must not touch;
+    ``near_misses`` and ``data_quality`` (power feeds) are what the rules must not warn about: look-alikes
+    and data problems, each a dict of ``NEAR_MISS_COLUMNS`` (power_day.py).
     """
 
     frame: pd.DataFrame
     anomalies: list[dict] = field(default_factory=list)
     protected: np.ndarray | None = None
+    near_misses: list[dict] = field(default_factory=list)
+    data_quality: list[dict] = field(default_factory=list)
 
 
 Generator = Callable[[SimContext, dt.date], DayOutput]

@@ -30,7 +30,11 @@ def enterprise_registry(ctx: SimContext, day: dt.date) -> DayOutput:
 @generator("enterprise_safety_profiles")
 def enterprise_safety_profiles(ctx: SimContext, day: dt.date) -> DayOutput:
     feed = get_feed("enterprise_safety_profiles")
-    ents = ctx.world.metered.copy()
+    # a few metered enterprises have no profile on file: their contracted capacity is unknown (the
+    # contract requires one on every profile, so they are missing, not blank)
+    ents = ctx.world.metered[
+        ~ctx.world.metered["enterprise_id"].isin(ctx.world.no_capacity_enterprises)
+    ].copy()
     rng = ctx.rng(feed.name, None, "inspected")
     ents["contracted_capacity_kw"] = ents["capacity_kw"]
     ents["last_inspected_on"] = [day - dt.timedelta(days=int(x)) for x in rng.integers(5, 720, len(ents))]
