@@ -1,18 +1,24 @@
-"""The power-anomaly and risk marts end to end: simulate ten small days, ingest them through the real
-pipeline, build the marts with dbt (the last day incrementally), and judge the warnings against the
-simulator's ground truth; on DuckDB, and on Postgres when it is reachable."""
+"""The power-anomaly and risk marts end to end: two weeks of the simulated city (five-day, six-day and
+continuous plants, a holiday, near misses, gaps, outages, a replaced meter, the five anomalies on top)
+through the real pipeline, the marts built with dbt (the last day incrementally), on DuckDB and on
+Postgres. The warnings are judged against the simulator's truth, every step of the rules is compared with
+an independent computation in pandas (tests/power_reference.py), and a day delivered late, after the daily
+builds of the days after it, must give the marts of a full rebuild."""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import power_reference
 import pytest
 
 from emergency_dw.embedded import embedded_sources
-from emergency_dw.evaluation import POWER_RULES, evaluate, score
+from emergency_dw.evaluation import POWER_RULES, evaluate_warehouse, score
 from emergency_dw.pipeline.ingest import day_interval, ingest
 from emergency_dw.simulator.run import Simulator
 from emergency_dw.transform import run_dbt
@@ -21,15 +27,16 @@ from emergency_dw.warehouse import connect
 from databases import create_database, drop_database, postgres_url
 
 SCALE = 0.005  # 72 metered enterprises, 6 monitored cables
-# At this scale two suspension orders are in force in May 2026 (so every rule gets injected anomalies)
-# and a major hazard is found on 2026-05-20 (day 8) and stays open.
-FIRST_DAY = dt.date(2026, 5, 13)
-DAYS = 10  # the first 7 build the baseline; days 8 to 10 are judged
-LOAD_FEEDS = ["power_load_readings", "cable_temperature_readings"]  # every day: the baseline needs them
-# The risk inputs matter for the last days only (the risk marts are judged on day 10): ingested from
-# day 6 on, the snapshots on the last day, to keep the test within its minute.
+# 2026-04-27 (a Monday) to 2026-05-10: the Labour Day holidays (1-5 May) and an adjusted working Saturday
+# (9 May) fall in the judged days; suspension orders are in force; every rule gets injected anomalies.
+FIRST_DAY = dt.date(2026, 4, 27)
+DAYS = 14
+LOAD_FEEDS = ["power_load_readings", "cable_temperature_readings"]  # every day
+# The risk inputs matter for the last days only: ingested from day 11 on. The snapshots (safety profiles
+# with the contracted capacities, suspension orders) as of the last day are ingested first, so that every
+# build reads the same capacities (a capacity corrected later applies from the next build on, by design).
 EVENT_FEEDS = ["hazard_inspections", "weather_warnings"]
-EVENTS_FROM_DAY = 6
+EVENTS_FROM_DAY = 11
 SNAPSHOT_FEEDS = [
     "enterprise_registry",
     "enterprise_safety_profiles",
@@ -37,7 +44,12 @@ SNAPSHOT_FEEDS = [
     "special_equipment",
     "geohazard_points",
 ]
-SELECT = ["--select", "+fct_power_anomalies +fct_enterprise_risk_daily", "--indirect-selection", "cautious"]
+SELECT = [
+    "--select",
+    "+fct_power_anomalies +fct_power_data_quality +fct_enterprise_risk_daily",
+    "--indirect-selection",
+    "cautious",
+]
 POWER_COLUMNS = [
     "anomaly_id",
     "enterprise_id",
@@ -47,6 +59,7 @@ POWER_COLUMNS = [
     "peak_value",
     "threshold",
     "severity",
+    "reason",
 ]
 RISK_COLUMNS = [
     "enterprise_id",
@@ -59,6 +72,19 @@ RISK_COLUMNS = [
     "risk_level",
     "top_factors",
 ]
+POWER_MODELS = [
+    "intermediate.int_power_readings_sequenced",
+    "intermediate.int_power_meter_days",
+    "intermediate.int_power_meter_day_context",
+    "intermediate.int_power_usual_profiles",
+    "intermediate.int_power_readings_scored",
+    "intermediate.int_power_meter_day_scores",
+    "intermediate.int_power_meter_day_thresholds",
+    "intermediate.int_power_anomaly_intervals",
+    "intermediate.int_power_anomaly_events",
+    "marts.fct_power_anomalies",
+    "marts.fct_power_data_quality",
+]
 
 
 @dataclass
@@ -67,23 +93,29 @@ class Built:
     url: str
     runs: list
     days: list[dt.date]
+    late_day: dt.date
 
 
-def _ingest_days(sim: Simulator, days: list[dt.date], snapshot_day: dt.date) -> None:
+def _ingest_days(sim: Simulator, days: list[dt.date]) -> None:
     for day in days:
         feeds = list(LOAD_FEEDS)
         if day >= FIRST_DAY + dt.timedelta(days=EVENTS_FROM_DAY - 1):
             feeds += EVENT_FEEDS
-        if day == snapshot_day:
-            feeds += SNAPSHOT_FEEDS
         sim.simulate_day(day, feeds=feeds)
         for feed in feeds:
             ingest(feed, *day_interval(day))
 
 
+def _ingest_snapshots(sim: Simulator, day: dt.date) -> None:
+    sim.simulate_day(day, feeds=SNAPSHOT_FEEDS)
+    for feed in SNAPSHOT_FEEDS:
+        ingest(feed, *day_interval(day))
+
+
 @pytest.fixture(scope="module", params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def built(request, tmp_path_factory: pytest.TempPathFactory):
-    """Nine days ingested and built in full, then a tenth ingested and built incrementally."""
+    """Thirteen days ingested and built in full, but for day 5, which the department sends late; a
+    fourteenth ingested and built incrementally; then day 5 arrives, and a third build takes it in."""
     root = tmp_path_factory.mktemp(f"marts-{request.param}")
     database = None
     if request.param == "duckdb":
@@ -92,6 +124,7 @@ def built(request, tmp_path_factory: pytest.TempPathFactory):
         database = create_database("edw_test_power")
         url = postgres_url(database)
     days = [FIRST_DAY + dt.timedelta(days=k) for k in range(DAYS)]
+    late_day = days[4]
     runs = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EDW_DATA_DIR", str(root / "data"))
@@ -99,11 +132,14 @@ def built(request, tmp_path_factory: pytest.TempPathFactory):
         mp.setenv("EDW_HTTP_BACKOFF_SECONDS", "0.05")
         sim = Simulator(root / "data" / "sources", scale=SCALE)
         with embedded_sources():
-            _ingest_days(sim, days[:-1], snapshot_day=days[-2])
+            _ingest_snapshots(sim, days[-1])
+            _ingest_days(sim, [d for d in days[:-1] if d != late_day])
             runs.append(run_dbt(["build", *SELECT], warehouse_url=url))
-            _ingest_days(sim, days[-1:], snapshot_day=days[-1])
+            _ingest_days(sim, days[-1:])
             runs.append(run_dbt(["build", *SELECT], warehouse_url=url))
-    yield Built(root, url, runs, days)
+            _ingest_days(sim, [late_day])
+            runs.append(run_dbt(["build", *SELECT], warehouse_url=url))
+    yield Built(root, url, runs, days, late_day)
     if database:
         drop_database(database)
 
@@ -116,27 +152,170 @@ def _query(url: str, sql: str) -> list[dict]:
         warehouse.close()
 
 
-def test_the_full_and_the_incremental_build_pass(built: Built):
+def _frame(url: str, sql: str) -> pd.DataFrame:
+    return pd.DataFrame(_query(url, sql))
+
+
+def test_the_full_and_the_incremental_builds_pass(built: Built):
     for run in built.runs:
         failed = [r for r in run.results if r["status"] not in ("success", "pass")]
         assert run.success and not failed, (run.error, failed[:5])
     incremental = {r["node"] for r in built.runs[1].results}
     assert "model.emergency_dw.fct_power_anomalies" in incremental
     assert (
-        "unit_test.emergency_dw.fct_power_anomalies.overload_needs_two_consecutive_intervals_at_ninety_percent"
+        "unit_test.emergency_dw.int_power_anomaly_events.events_bridge_gaps_and_keep_the_specific_rule"
         in (incremental)
     )
 
 
-def test_every_rule_is_detected_with_precision_and_recall_of_at_least_ninety_percent(built: Built):
-    rows = {r["rule"]: r for r in evaluate(built.url, built.root / "data" / "sources" / "truth")}
+def test_every_rule_is_detected_and_its_warnings_are_mostly_true(built: Built):
+    """Against the simulator's truth on the judged days: every rule's recall at least 0.9 and precision at
+    least 0.75 (a few events a day at this scale: two stray warnings are a fifth), 0.9 over all; false alarms
+    at most 0.05 per meter-week; no near miss warned, no warning in an outage. `edw evaluate` on a longer
+    simulation is what the README quotes."""
+    evaluation = evaluate_warehouse(built.url, built.root / "data" / "sources" / "truth")
+    rows = {r["rule"]: r for r in evaluation.rows[:-1]}
     assert set(rows) == set(POWER_RULES)
-    judged = rows["overload"]["days"]
-    assert judged >= 3, "days 8 to 10 have a 7-day baseline"
+    assert len(evaluation.judged_days) >= 5, evaluation.judged_days
     for rule, row in rows.items():
-        assert row["injected"] >= judged, (rule, row)  # at least one injected anomaly a day
+        assert row["injected"] >= 3, (rule, row)
         assert row["recall"] >= 0.9, (rule, row)
-        assert row["precision"] >= 0.9, (rule, row)
+        assert row["precision"] >= 0.75, (rule, row)
+    assert evaluation.total["precision"] >= 0.9, evaluation.total
+    assert evaluation.false_per_meter_week <= 0.05, evaluation.total
+    assert evaluation.near_misses_warned == 0, evaluation.near_misses[evaluation.near_misses["warned"] > 0]
+    assert evaluation.false_alarms_in_data_quality == 0
+
+
+def test_the_warehouse_equals_the_rules_recomputed_in_pandas(built: Built):
+    """Every step of the rules against tests/power_reference.py, from the same staged readings: each meter
+    day's level, operating pattern and similar days; each reading's usual load and scores; every flagged
+    interval."""
+    url = built.url
+    readings = _frame(
+        url,
+        "select meter_id, enterprise_id, reading_at, load_kw, voltage_v from staging.stg_power__power_load_readings",
+    )
+    readings = readings[readings["load_kw"].notna()]
+    readings["reading_at"] = pd.to_datetime(readings["reading_at"], utc=True)
+    capacities = {
+        r["enterprise_id"]: (
+            None if r["contracted_capacity_kw"] is None else float(r["contracted_capacity_kw"])
+        )
+        for r in _query(
+            url,
+            "select enterprise_id, contracted_capacity_kw from staging.stg_yjj__enterprise_safety_profiles",
+        )
+    }
+    orders = _frame(
+        url,
+        "select enterprise_id, effective_from, effective_to from staging.stg_yjj__production_suspension_orders",
+    )
+    for column in ("effective_from", "effective_to"):
+        orders[column] = pd.to_datetime(orders[column], utc=True)
+    cables = _frame(
+        url,
+        "select cable_id, enterprise_id, reading_at, temperature_c from staging.stg_power__cable_temperature_readings",
+    )
+    cables = cables[cables["temperature_c"].notna()]
+    cables["reading_at"] = pd.to_datetime(cables["reading_at"], utc=True)
+    thresholds = _frame(url, "select rule, parameter, value from reference.anomaly_thresholds")
+    calendar = {
+        r["calendar_date"]: r["day_kind"] for r in _query(url, "select * from reference.calendar_days")
+    }
+    expected = power_reference.compute(readings, capacities, orders, cables, thresholds, calendar)
+
+    contexts = _query(
+        url,
+        "select meter_id, reading_date, level_kw, operating_pattern, similar_dates from intermediate.int_power_meter_day_context",
+    )
+    assert len(contexts) == len(expected["contexts"])
+    for row in contexts:
+        context = expected["contexts"][(row["meter_id"], row["reading_date"])]
+        key = (row["meter_id"], row["reading_date"])
+        assert (row["level_kw"] is None) == (context.level is None), key
+        if context.level is not None:
+            assert abs(row["level_kw"] - context.level) < 1e-6, key
+            assert row["operating_pattern"] == context.pattern, key
+        assert list(row["similar_dates"] or []) == context.similar_dates, key
+
+    scored = _frame(
+        url,
+        "select meter_id, reading_at, usual_load_kw, rise_score, drop_score, is_surge_step"
+        " from intermediate.int_power_readings_scored",
+    )
+    scored["reading_at"] = pd.to_datetime(scored["reading_at"], utc=True)
+    reference = expected["scored"].rename(columns={"at": "reading_at"})
+    joined = scored.merge(reference, on=["meter_id", "reading_at"], how="outer", indicator=True)
+    assert (joined["_merge"] == "both").all(), joined["_merge"].value_counts()
+    for column, reference_column in (
+        ("usual_load_kw", "usual"),
+        ("rise_score", "rise"),
+        ("drop_score", "drop"),
+    ):
+        warehouse_values = joined[column].astype(float)
+        reference_values = joined[reference_column].astype(float)
+        assert (warehouse_values.isna() == reference_values.isna()).all(), column
+        assert ((warehouse_values - reference_values).abs().max() or 0) < 1e-9, column
+    assert (joined["is_surge_step"].astype(bool) == joined["surge"].astype(bool)).all()
+    assert joined["rise_score"].notna().sum() > 1000, "most windows of the judged days are scored"
+
+    intervals = _frame(
+        url, "select subject_id, rule, direction, interval_at from intermediate.int_power_anomaly_intervals"
+    )
+    intervals["interval_at"] = pd.to_datetime(intervals["interval_at"], utc=True)
+    keys = ["subject_id", "rule", "direction", "interval_at"]
+    assert set(map(tuple, intervals[keys].to_numpy())) == set(
+        map(tuple, expected["intervals"][keys].to_numpy())
+    )
+
+
+def test_a_day_delivered_late_gives_the_marts_of_a_full_rebuild(built: Built):
+    """Day 5 arrived after the builds of days 6 to 14: the next build took it in (its warnings, and the
+    usual of the days after it, whose lookback holds it), and a full rebuild of the same warehouse gives
+    every power table row for row (but when it was built)."""
+    url = built.url
+    before = {t: _frame(url, f"select * from {t}") for t in POWER_MODELS}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDW_DATA_DIR", str(built.root / "data"))
+        run = run_dbt(
+            ["build", *SELECT, "--full-refresh", "--exclude-resource-type", "unit_test"], warehouse_url=url
+        )
+    assert run.success, run.error
+    rebuilt_dates = {
+        r["reading_date"]
+        for r in _query(url, "select distinct reading_date from intermediate.int_power_readings_sequenced")
+    }
+    assert built.late_day in rebuilt_dates
+    late = built.late_day.isoformat()
+    assert (
+        _query(
+            url,
+            f"select count(*) as n from marts.fct_power_anomalies where started_at >= timestamptz '{late} 00:00:00+08'"
+            f" and started_at < timestamptz '{late} 00:00:00+08' + interval '1 day'",
+        )[0]["n"]
+        > 0
+    ), "the late day's warnings reached the mart"
+    for table, old in before.items():
+        new = _frame(url, f"select * from {table}")
+        columns = [c for c in old.columns if c != "_built_at"]
+        assert len(new) == len(old), table
+        assert _rows(old, columns) == _rows(new, columns), table
+
+
+def _rows(frame: pd.DataFrame, columns: list[str]) -> Counter:
+    """The rows as comparable tuples: numbers to 9 decimals, lists as tuples, nulls as None."""
+
+    def value(v):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return None
+        if isinstance(v, float):
+            return round(v, 9)
+        if isinstance(v, list | tuple):
+            return tuple(value(x) for x in v)
+        return str(v)
+
+    return Counter(tuple(value(v) for v in row) for row in frame[columns].itertuples(index=False))
 
 
 def test_the_last_day_built_incrementally_has_its_warnings(built: Built):
@@ -148,6 +327,54 @@ def test_the_last_day_built_incrementally_has_its_warnings(built: Built):
     assert {r["rule"] for r in rows} >= {"overload", "cable_over_temperature"}
     risk_days = _query(built.url, "select max(risk_date) as last from marts.fct_enterprise_risk_daily")
     assert risk_days[0]["last"] == built.days[-1]
+
+
+def test_every_warning_says_why_in_a_sentence(built: Built):
+    rows = _query(built.url, "select rule, reason, peak_value from marts.fct_power_anomalies")
+    assert rows
+    words = {
+        "overload": "of the contracted",
+        "suspension_violation": "suspension order",
+        "surge": "within 15 minutes",
+        "abnormal_fluctuation": "mean",
+        "cable_over_temperature": " C for ",
+    }
+    for row in rows:
+        assert words[row["rule"]] in row["reason"], row
+        peak = float(row["peak_value"])
+        assert any(str(n) in row["reason"] for n in (int(peak), int(peak) + 1)), row
+
+
+def test_outages_are_data_quality_not_warnings(built: Built):
+    """Every meter the simulator took offline on a judged day is a meter_offline episode of
+    fct_power_data_quality, and no warning of that meter overlaps its outage."""
+    truth = pd.concat(
+        pd.read_parquet(p) for p in (built.root / "data" / "sources" / "truth").glob("*/data_quality.parquet")
+    )
+    offline = truth[truth["kind"] == "meter_offline"]
+    assert len(offline) >= 3
+    episodes = _frame(
+        built.url,
+        "select meter_id, started_at, ended_at from marts.fct_power_data_quality where issue in ('meter_offline', 'missing_readings')",
+    )
+    warnings = _frame(
+        built.url, "select enterprise_id, rule, started_at, ended_at from marts.fct_power_anomalies"
+    )
+    for outage in offline.itertuples():
+        start, end = pd.Timestamp(outage.started_at), pd.Timestamp(outage.ended_at)
+        mine = episodes[episodes["meter_id"] == outage.subject_id]
+        assert (
+            (pd.to_datetime(mine["started_at"], utc=True) <= end)
+            & (pd.to_datetime(mine["ended_at"], utc=True) >= start)
+        ).any(), outage
+        load_warnings = warnings[
+            (warnings["enterprise_id"] == outage.enterprise_id)
+            & (warnings["rule"] != "cable_over_temperature")
+        ]
+        inside = (pd.to_datetime(load_warnings["started_at"], utc=True) >= start) & (
+            pd.to_datetime(load_warnings["ended_at"], utc=True) <= end
+        )
+        assert not inside.any(), (outage, load_warnings[inside])
 
 
 @pytest.mark.parametrize(
@@ -174,8 +401,7 @@ def test_risk_levels_follow_the_thresholds_and_an_open_major_hazard_forces_red(b
         )
     }
     rows = _query(built.url, "select * from marts.fct_enterprise_risk_daily")
-    assert len(rows) >= 72 * (DAYS - 1)
-    assert majors, "the simulated days have open major hazards"
+    assert len(rows) >= 60 * (DAYS - 1)
     for row in rows:
         index = float(row["risk_index"])
         assert 0 <= index <= 100
@@ -219,6 +445,7 @@ def test_a_warning_detects_an_injected_anomaly_it_overlaps_within_one_interval()
             "anomaly_id": ["t1", "t2", "t3"],
             "rule": ["overload", "surge", "overload"],
             "enterprise_id": ["E1", "E2", "E3"],
+            "subject_id": ["M1", "M2", "M3"],
             "started_at": [at("02:00"), at("03:00"), at("05:00")],
             "ended_at": [at("02:30"), at("03:00"), at("05:15")],
             "day": [day] * 3,
@@ -228,9 +455,9 @@ def test_a_warning_detects_an_injected_anomaly_it_overlaps_within_one_interval()
         {
             "anomaly_id": ["w1", "w2", "w3", "w4"],
             "rule": ["overload", "surge", "overload", "abnormal_fluctuation"],
-            "enterprise_id": ["E1", "E2", "E3", "E1"],
+            "enterprise_id": ["E1", "E2", "E3", "E4"],
             "started_at": [at("02:45"), at("03:15"), at("05:45"), at("02:00")],  # w3 is two intervals late
-            "ended_at": [at("03:00"), at("03:15"), at("06:00"), at("02:30")],
+            "ended_at": [at("03:15"), at("03:30"), at("06:15"), at("02:45")],
             "day": [day] * 4,
         }
     )
@@ -239,71 +466,3 @@ def test_a_warning_detects_an_injected_anomaly_it_overlaps_within_one_interval()
     assert (rows["overload"]["matched_warnings"], rows["overload"]["warnings"]) == (1, 2)
     assert rows["surge"]["recall"] == 1.0 and rows["surge"]["precision"] == 1.0
     assert rows["abnormal_fluctuation"]["precision"] == 0.0 and rows["abnormal_fluctuation"]["recall"] is None
-
-
-def test_the_baselines_equal_a_median_mad_and_percentile_recomputed_in_pandas(built: Built):
-    """The robust z-score's median and MAD per meter and slot, and the surge's step percentile per meter,
-    of every baseline date (the first nine built at once from the rolling windows, the tenth by moving
-    them along a day), recomputed from the sequenced readings of the days before each date."""
-    thresholds = {
-        (r["rule"], r["parameter"]): float(r["value"])
-        for r in _query(built.url, "select rule, parameter, value from reference.anomaly_thresholds")
-    }
-    baseline_days = int(thresholds[("abnormal_fluctuation", "baseline_days")])
-    fraction = thresholds[("surge", "step_percentile")]
-    readings = pd.DataFrame(
-        _query(
-            built.url,
-            "select meter_id, reading_date, slot_of_day, load_kw, step_kw"
-            " from intermediate.int_power_readings_sequenced",
-        )
-    )
-    readings["reading_date"] = pd.to_datetime(readings["reading_date"]).dt.date
-    built_slots = pd.DataFrame(
-        _query(
-            built.url,
-            "select meter_id, baseline_date, slot_of_day, median_load_kw, mad_load_kw, baseline_days"
-            " from intermediate.int_power_slot_baselines",
-        )
-    )
-    built_slots["baseline_date"] = pd.to_datetime(built_slots["baseline_date"]).dt.date
-    built_steps = pd.DataFrame(
-        _query(
-            built.url,
-            "select meter_id, baseline_date, step_percentile_kw, steps from intermediate.int_power_step_baselines",
-        )
-    )
-    built_steps["baseline_date"] = pd.to_datetime(built_steps["baseline_date"]).dt.date
-    dates = sorted(set(built_slots["baseline_date"]) | set(built_steps["baseline_date"]))
-    assert set(built.days[1:]) <= set(dates) <= set(built.days)
-    for day in dates:
-        window = readings[
-            (readings["reading_date"] < day)
-            & (readings["reading_date"] >= day - dt.timedelta(days=baseline_days))
-        ]
-        slots = window.dropna(subset=["load_kw"]).groupby(["meter_id", "slot_of_day"])["load_kw"]
-        expected = pd.DataFrame({"median": slots.median(), "count": slots.size()})
-        deviation = (
-            window["load_kw"] - window.groupby(["meter_id", "slot_of_day"])["load_kw"].transform("median")
-        ).abs()
-        expected["mad"] = deviation.groupby([window["meter_id"], window["slot_of_day"]]).median()
-        on_day = built_slots[built_slots["baseline_date"] == day].set_index(["meter_id", "slot_of_day"])
-        assert len(on_day) == len(expected) and (len(expected) > 0 or day == built.days[0]), day
-        joined = on_day.join(expected, how="inner")
-        assert len(joined) == len(expected), day
-        assert (joined["median_load_kw"] - joined["median"]).abs().max() < 1e-9, day
-        assert (joined["mad_load_kw"] - joined["mad"]).abs().max() < 1e-9, day
-        assert (joined["baseline_days"] == joined["count"]).all(), day
-
-        steps = window.dropna(subset=["step_kw"]).groupby("meter_id")["step_kw"]
-        expected_steps = steps.quantile(fraction, interpolation="linear")
-        steps_on_day = built_steps[built_steps["baseline_date"] == day].set_index("meter_id")
-        assert len(steps_on_day) == len(expected_steps) and (
-            len(expected_steps) > 0 or day == built.days[0]
-        ), day
-        difference = (steps_on_day["step_percentile_kw"] - expected_steps).abs()
-        assert not (difference >= 1e-6).any() and difference.notna().all(), (
-            day,
-            difference.sort_values().tail(),
-        )
-        assert (steps_on_day["steps"] == steps.size().reindex(steps_on_day.index)).all(), day

@@ -23,3 +23,24 @@
 {% macro postgres__seconds_between(start_column, end_column) -%}
     extract(epoch from ({{ end_column }} - {{ start_column }}))
 {%- endmacro %}
+
+{# A number as text for a warning's reason: rounded to `digits` decimals (whole numbers without a point). #}
+{% macro number_text(column, digits=0) -%}
+    {{ return(adapter.dispatch('number_text', 'emergency_dw')(column, digits)) }}
+{%- endmacro %}
+
+{% macro default__number_text(column, digits=0) -%}
+    {%- if digits == 0 -%}
+        cast(cast(round({{ column }}) as bigint) as varchar)
+    {%- else -%}
+        cast(round(cast({{ column }} as double), {{ digits }}) as varchar)
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro postgres__number_text(column, digits=0) -%}
+    {%- if digits == 0 -%}
+        cast(cast(round({{ column }}) as bigint) as varchar)
+    {%- else -%}
+        cast(round(cast({{ column }} as numeric), {{ digits }}) as varchar)
+    {%- endif -%}
+{%- endmacro %}

@@ -51,28 +51,3 @@
     {%- endfor -%}
     {{ return(true) }}
 {%- endmacro %}
-
-{# Fails the run, saying what to do, when the rolling windows (int_power_slot_windows) do not hold the
-   baseline dates a baseline model is about to build: from window_start (the first new date; on a full
-   build, the first date of `readings`) on. That happens when the baselines were rebuilt in full without
-   the windows. #}
-{% macro check_windows_cover(windows, readings, window_start) -%}
-    {%- if relations_built([windows, readings]) -%}
-        {%- set query -%}
-            select
-                cast((select min(first_baseline_date) from {{ windows }}) as varchar) as windows_first,
-                cast((
-                    select min(reading_date) from {{ readings }}
-                    {% if window_start %}where reading_date >= {{ window_start }}{% endif %}
-                ) as varchar) as needed_first
-        {%- endset -%}
-        {%- set row = run_query(query).rows[0] -%}
-        {%- if row[1] is not none and (row[0] is none or row[1][:10] < row[0][:10]) -%}
-            {{ exceptions.raise_compiler_error(
-                model.name ~ " needs the baseline windows from " ~ row[1][:10] ~ ", but int_power_slot_windows holds them from "
-                ~ (row[0][:10] if row[0] else "no date") ~ " only: rebuild both with "
-                ~ "dbt build --full-refresh --select int_power_slot_windows+"
-            ) }}
-        {%- endif -%}
-    {%- endif -%}
-{%- endmacro %}

@@ -396,16 +396,17 @@ def bench_validation(scale: float, day: dt.date) -> list[Figure]:
 
 
 def _baseline_days() -> int:
-    """The power baselines' window (seed anomaly_thresholds, abnormal_fluctuation.baseline_days)."""
+    """The power rules' lookback (seed anomaly_thresholds, baseline.lookback_days): the days that say what
+    is usual for a day."""
     import csv
 
     from .transform import DBT_PROJECT
 
     with (DBT_PROJECT / "seeds" / "anomaly_thresholds.csv").open(encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
-            if (row["rule"], row["parameter"]) == ("abnormal_fluctuation", "baseline_days"):
+            if (row["rule"], row["parameter"]) == ("baseline", "lookback_days"):
                 return int(float(row["value"]))
-    raise ValueError("seed anomaly_thresholds has no abnormal_fluctuation.baseline_days")
+    raise ValueError("seed anomaly_thresholds has no baseline.lookback_days")
 
 
 def _in_task_process(task: Callable, *args):
@@ -617,7 +618,7 @@ def _simulate_days(first: dt.date, days: int, scale: float) -> float:
 
 def backfill_days() -> int:
     """Days of history loaded before the daily runs of the history stage: bench.toml ``[history]
-    backfill_days``, else the baseline window (seed anomaly_thresholds, abnormal_fluctuation.baseline_days)."""
+    backfill_days``, else the power rules' lookback (seed anomaly_thresholds, baseline.lookback_days)."""
     configured = targets()["history"].get("backfill_days")
     return _baseline_days() if configured is None else int(configured)
 

@@ -1,18 +1,39 @@
--- Each 15-minute power reading with its local slot and the step from the meter's previous interval.
--- Incremental: a run rebuilds the local days from the latest day built minus lookback_days (seed
--- incremental_lookback_days) and reads one day more for the first reading's previous interval.
+-- Each 15-minute power reading with its local day and slot, its state and the step from the meter's
+-- interval before. What the rules may use of a reading is decided here, once:
+--   usable       a reading of the load;
+--   offline      load 0 with no voltage: the meter (or the supply) is off: a data problem (meter_offline),
+--                never a drop in production;
+--   implausible  more than max_plausible_ratio x the contracted capacity (seed anomaly_thresholds,
+--                data_quality): a connection cannot carry it, the meter misread (capacity as of the build).
+-- is_after_gap: the interval before has no usable reading (missing or offline). That first reading back
+-- may carry the energy of the gap (a catch-up reading): the relative rules (abnormal_fluctuation, surge)
+-- ignore it; overload and suspension_violation, which judge the level itself, do not.
+-- previous_read_at: the meter's last reading before this one that is not offline (however long ago): two
+-- flagged readings with only missing or offline readings between them can be one event.
+-- Incremental: rebuilds the local days of the readings loaded since its last build (however old) and the
+-- day after each (whose first reading steps from the last of the day before); see power_build_dates.
+
+{%- set build_dates = power_model_dates() %}
 
 {{
     config(
         materialized='incremental',
         incremental_strategy='append',
-        on_schema_change='append_new_columns',
-        pre_hook=["{{ window_query_settings() }}", "{{ delete_incremental_window('reading_date') }}"],
-        indexes=[{'columns': ['meter_id', 'reading_at'], 'unique': True}, {'columns': ['reading_date']}] if target.type == 'postgres' else [],
+        on_schema_change='sync_all_columns',
+        post_hook="{{ analyze_table() }}",
+        pre_hook=[
+            "{{ window_query_settings() }}",
+            "{{ delete_build_dates(power_model_dates()) }}",
+        ],
+        indexes=[
+            {'columns': ['meter_id', 'reading_at'], 'unique': True},
+            {'columns': ['reading_date']},
+            {'columns': ['_built_at']},
+        ] if target.type == 'postgres' else [],
     )
 }}
 
-{%- set window_start = incremental_window_start('reading_date') %}
+{%- set context_dates = widen_dates(build_dates, before=1) %}
 
 with readings as (
 
@@ -20,36 +41,63 @@ with readings as (
 
 ),
 
-readings_in_window as (
+safety_profiles as (
+
+    select * from {{ ref('stg_yjj__enterprise_safety_profiles') }}
+
+),
+
+anomaly_thresholds as (
+
+    select * from {{ ref('anomaly_thresholds') }}
+
+),
+
+settings as (
+
+    select max(case when parameter = 'max_plausible_ratio' then value end) as max_plausible_ratio
+    from anomaly_thresholds
+    where rule = 'data_quality'
+
+),
+
+readings_in_context as (
 
     select
-        meter_id,
-        enterprise_id,
-        reading_at,
-        reading_date,
-        load_kw
+        readings.meter_id,
+        readings.enterprise_id,
+        readings.reading_at,
+        readings.reading_date,
+        readings.load_kw,
+        readings.voltage_v,
+        safety_profiles.contracted_capacity_kw,
+        case
+            when readings.load_kw = 0 and coalesce(readings.voltage_v, 0) = 0 then 'offline'
+            when readings.load_kw > settings.max_plausible_ratio * safety_profiles.contracted_capacity_kw
+                then 'implausible'
+            else 'usable'
+        end as reading_state
     from readings
-    where load_kw is not null
-    {% if window_start %}
-        -- reading_at (a stored column) lets the warehouse skip old blocks; reading_date decides
-        and reading_at >= cast({{ window_start }} as timestamp) - interval '2 days'
-        and reading_date >= {{ window_start }} - 1
-    {% endif %}
+    cross join settings
+    left join safety_profiles
+        on readings.enterprise_id = safety_profiles.enterprise_id
+    where readings.load_kw is not null
+        and {{ in_build_dates('readings.reading_date', context_dates) }}
 
 ),
 
 readings_with_previous as (
 
     select
-        meter_id,
-        enterprise_id,
-        reading_at,
-        reading_date,
+        readings_in_context.*,
         {{ local_slot('reading_at') }} as slot_of_day,
-        load_kw,
         lag(reading_at) over by_meter as previous_reading_at,
-        lag(load_kw) over by_meter as previous_reading_load_kw
-    from readings_in_window
+        lag(load_kw) over by_meter as previous_reading_load_kw,
+        lag(reading_state) over by_meter as previous_reading_state,
+        max(case when reading_state <> 'offline' then reading_at end) over (
+            partition by meter_id order by reading_at rows between unbounded preceding and 1 preceding
+        ) as previous_read_at
+    from readings_in_context
     window by_meter as (partition by meter_id order by reading_at)
 
 ),
@@ -63,18 +111,26 @@ final as (
         reading_date,
         slot_of_day,
         load_kw,
+        voltage_v,
+        contracted_capacity_kw,
+        reading_state,
+        coalesce(
+            previous_reading_at <> reading_at - interval '15 minutes' or previous_reading_state = 'offline',
+            true
+        ) as is_after_gap,
         case
-            when previous_reading_at = reading_at - interval '15 minutes'
+            when previous_reading_at = reading_at - interval '15 minutes' and previous_reading_state = 'usable'
                 then previous_reading_load_kw
         end as previous_load_kw,
         case
-            when previous_reading_at = reading_at - interval '15 minutes'
+            when previous_reading_at = reading_at - interval '15 minutes' and previous_reading_state = 'usable'
+                and reading_state = 'usable'
                 then load_kw - previous_reading_load_kw
-        end as step_kw
+        end as step_kw,
+        previous_read_at,
+        {{ built_at() }} as _built_at
     from readings_with_previous
-    {% if window_start %}
-    where reading_date >= {{ window_start }}
-    {% endif %}
+    where {{ in_build_dates('reading_date', build_dates) }}
 
 )
 
