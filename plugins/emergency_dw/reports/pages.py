@@ -180,6 +180,7 @@ def audit_context(warehouse: Warehouse, report_settings: ReportSettings, days: l
         for g in groups
     ]
     validation = summary.validation(results)
+    power = _power_monitoring(warehouse, report_settings)
     totals = {
         "batches": len(batches),
         "loaded": sum(b.status == "loaded" for b in batches),
@@ -202,7 +203,21 @@ def audit_context(warehouse: Warehouse, report_settings: ReportSettings, days: l
         "failing": failing,
         "validation": validation,
         "totals": totals,
+        "power": power,
     }
+
+
+def _power_monitoring(warehouse: Warehouse, report_settings: ReportSettings) -> dict:
+    """The power warnings by rule and what the rules could not see (data quality), for the audit page; a
+    note instead when the power marts are not built."""
+    try:
+        warnings = queries.power_warnings_by_rule(warehouse)
+        issues = queries.power_issues(warehouse)
+    except queries.MissingTable as exc:
+        return {"missing": str(exc)}
+    shown = list(report_settings.audit["power_issues_listed"])
+    episodes = queries.power_issue_episodes(warehouse, shown, int(report_settings.audit["power_issue_rows"]))
+    return {"missing": None, "warnings": warnings, "issues": issues, "episodes": episodes, "listed": shown}
 
 
 # ---------------------------------------------------------------- map

@@ -320,3 +320,59 @@ def open_incident_reports(warehouse: Warehouse, statuses: list[str]) -> tuple[dt
     if not rows:
         return None, Counter()
     return rows[0]["reported_date"], Counter(r["town_code"] for r in rows if r["status"] in statuses)
+
+
+# ---------------------------------------------------------------- power monitoring
+@dataclass
+class PowerIssue:
+    issue: str
+    episodes: int
+    meters: int
+    readings: int
+    latest: dt.date | None
+
+
+@dataclass
+class PowerIssueEpisode:
+    meter_id: str
+    enterprise_id: str
+    issue: str
+    started_at: dt.datetime
+    ended_at: dt.datetime | None
+    readings: int
+    detail: str
+
+
+def power_warnings_by_rule(warehouse: Warehouse) -> list[dict]:
+    """Warnings of ``marts.fct_power_anomalies`` per rule: how many, how many enterprises, the latest."""
+    require(warehouse, "marts", "fct_power_anomalies", BUILD_HINT)
+    return warehouse.query(
+        "select rule, cast(count(*) as bigint) as warnings, cast(count(distinct enterprise_id) as bigint) "
+        "as enterprises, max(started_at) as latest from marts.fct_power_anomalies group by rule order by rule"
+    ).to_pylist()
+
+
+def power_issues(warehouse: Warehouse) -> list[PowerIssue]:
+    """Data-quality episodes of the meters (``marts.fct_power_data_quality``) per issue."""
+    require(warehouse, "marts", "fct_power_data_quality", BUILD_HINT)
+    rows = warehouse.query(
+        "select issue, cast(count(*) as bigint) as episodes, cast(count(distinct meter_id) as bigint) as meters, "
+        "cast(coalesce(sum(readings), 0) as bigint) as readings, max(issue_date) as latest "
+        "from marts.fct_power_data_quality group by issue order by issue"
+    ).to_pylist()
+    return [PowerIssue(**r) for r in rows]
+
+
+def power_issue_episodes(warehouse: Warehouse, issues: list[str], limit: int) -> list[PowerIssueEpisode]:
+    """The latest ``limit`` episodes of these issues, newest first."""
+    require(warehouse, "marts", "fct_power_data_quality", BUILD_HINT)
+    if not issues:
+        return []
+    marks = ", ".join("?" for _ in issues)
+    rows = warehouse.query(
+        "select meter_id, enterprise_id, issue, started_at, ended_at, cast(readings as bigint) as readings, detail "
+        f"from marts.fct_power_data_quality where issue in ({marks}) "
+        f"order by started_at desc, meter_id limit {int(limit)}",
+        issues,
+    ).to_pylist()
+    return [PowerIssueEpisode(**r) for r in rows]
