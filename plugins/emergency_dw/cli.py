@@ -475,11 +475,42 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate_table, print_table
+    """The warnings against the simulator's truth (or, with --real-curves, against events put on real
+    load curves run through the whole pipeline); status 1 with a line per target missed."""
+    from .evaluation import (
+        RealCurveOptions,
+        evaluate_real_curves,
+        evaluate_warehouse,
+        events_table,
+        missed_targets,
+        print_evaluation,
+    )
 
-    rows = evaluate_table(settings().warehouse_url, settings().sources_dir / "truth", None)
-    print_table(rows, console)
-    return 0
+    defaults = {"meters": 16, "weeks": 6, "judged_weeks": 2, "events_per_meter_week": 1.0}
+    real_only = [k for k in (*defaults, "column", "seed", "keep") if getattr(args, k) is not None]
+    if args.real_curves is None:
+        if real_only:
+            flags = ", ".join("--" + k.replace("_", "-") for k in real_only)
+            raise ValueError(f"{flags}: only with --real-curves CSV (a file of real 15-minute load curves)")
+        evaluation = evaluate_warehouse(settings().warehouse_url, settings().sources_dir / "truth")
+    else:
+        numbers = {
+            k: default if getattr(args, k) is None else getattr(args, k) for k, default in defaults.items()
+        }
+        options = RealCurveOptions(
+            Path(args.real_curves),
+            args.column,
+            seed=args.seed,
+            keep=Path(args.keep) if args.keep else None,
+            **numbers,
+        )
+        evaluation = evaluate_real_curves(options, console)
+        events_table(evaluation, console)
+    print_evaluation(evaluation, console)
+    missed = missed_targets(evaluation, args.min_precision, args.min_recall, args.max_false_per_meter_week)
+    for line in missed:
+        console.print(f"[red]target missed:[/] {line}")
+    return 1 if missed else 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -644,7 +675,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=1, help="number of days from --date")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("evaluate", help="anomaly detection quality against the simulator's ground truth")
+    p = sub.add_parser(
+        "evaluate",
+        help="the power warnings against the simulator's ground truth, or against events put on real load curves",
+    )
+    p.add_argument(
+        "--min-precision", type=float, help="target: each rule's precision at least this (exit 1 if not)"
+    )
+    p.add_argument(
+        "--min-recall", type=float, help="target: each rule's recall at least this (exit 1 if not)"
+    )
+    p.add_argument(
+        "--max-false-per-meter-week",
+        type=float,
+        help="target: false alarms per meter-week at most this (exit 1 if not)",
+    )
+    p.add_argument(
+        "--real-curves",
+        metavar="CSV",
+        help="run the whole pipeline on a file of real 15-minute load curves spliced into a small simulated city",
+    )
+    p.add_argument("--column", action="append", help="with --real-curves: only this load column (repeatable)")
+    p.add_argument("--meters", type=int, help="with --real-curves: meters reading a real curve (default 16)")
+    p.add_argument("--weeks", type=int, help="with --real-curves: weeks of curve per meter (default 6)")
+    p.add_argument("--judged-weeks", type=int, help="with --real-curves: the last weeks, judged (default 2)")
+    p.add_argument(
+        "--events-per-meter-week",
+        type=float,
+        help="with --real-curves: events injected per meter and judged week (default 1)",
+    )
+    p.add_argument("--seed", type=int, help="with --real-curves: random seed (default: the scenario's)")
+    p.add_argument("--keep", metavar="DIR", help="with --real-curves: run in this new folder and keep it")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
