@@ -729,7 +729,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--backfill-days",
         type=int,
         default=None,
-        help="days of history loaded before the daily runs (default: bench.toml, else the baseline window, 28)",
+        help="days of history loaded before the daily runs (default: bench.toml, else the power rules' lookback, 56)",
     )
     p.add_argument(
         "--postgres-url",
