@@ -199,6 +199,36 @@ def test_a_load_waits_for_a_duckdb_file_held_by_another_process_then_names_it(
         holder.wait(timeout=30)
 
 
+def _open_when_all_are_ready(path: str, barrier) -> str:
+    from emergency_dw.warehouse import connect
+
+    barrier.wait()
+    try:
+        connect(f"duckdb:///{path}").close()
+        return "ok"
+    except Exception as exc:  # the test reports every failure by its message
+        return f"{type(exc).__name__}: {exc}"
+
+
+def test_processes_opening_a_new_embedded_warehouse_at_once_all_get_it(tmp_path: Path):
+    """The first `edw ingest` of a fresh data directory often runs beside others (a backfill, the DAGs):
+    DuckDB creates the file, then writes its header, and a process opening it in between was told it is
+    "not a valid DuckDB database file". Six processes opening one new file at the same moment, twenty
+    times: each one connects."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    failures = []
+    with context.Manager() as manager, context.Pool(6) as pool:
+        for attempt in range(20):
+            path = tmp_path / f"fresh-{attempt}" / "warehouse.duckdb"
+            path.parent.mkdir()
+            barrier = manager.Barrier(6)
+            outcomes = pool.starmap(_open_when_all_are_ready, [(str(path), barrier)] * 6)
+            failures += [o for o in outcomes if o != "ok"]
+    assert failures == [], failures
+
+
 @pytest.mark.postgres
 def test_two_batches_of_a_feed_committing_at_once_keep_the_higher_watermark(tmp_path: Path):
     """The watermark row of a feed is written by every batch: two transactions writing it at once both

@@ -11,6 +11,7 @@ embedded warehouse therefore run one after another; Postgres runs them side by s
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import random
@@ -63,6 +64,25 @@ def _holder(message: str) -> str:
     return found.group(1) if found else "another process"
 
 
+def _connect_one_at_a_time(path: str) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect(path)`` while holding an OS lock on ``<path>.open-lock``.
+
+    DuckDB creates a new file first and writes its header after: a process opening the file in between
+    finds "not a valid DuckDB database file". With opening serialised, a second process finds either no
+    file or a whole one (and then DuckDB's own lock, which the caller waits for). The lock is held only
+    while connecting, never while the connection is used.
+    """
+    directory = os.path.dirname(path) or "."
+    if path == ":memory:" or not os.path.isdir(directory):
+        return duckdb.connect(path)
+    with open(f"{path}.open-lock", "a") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        try:
+            return duckdb.connect(path)
+        finally:
+            fcntl.flock(guard, fcntl.LOCK_UN)
+
+
 def connect_waiting(path: str, timeout: float | None = None) -> duckdb.DuckDBPyConnection:
     """``duckdb.connect(path)``, waiting while another process holds the file's lock."""
     if timeout is None:
@@ -71,7 +91,7 @@ def connect_waiting(path: str, timeout: float | None = None) -> duckdb.DuckDBPyC
     warned = False
     while True:
         try:
-            con = duckdb.connect(path)
+            con = _connect_one_at_a_time(path)
         except duckdb.IOException as exc:
             if "Could not set lock" not in str(exc):
                 raise
