@@ -127,9 +127,7 @@ def test_a_late_call_lands_in_its_delivery_partition_and_updates_its_days_marts(
                 )
                 assert local_days == {DAY}, f"{feed}: the late calls were received on {DAY}"
 
-            _build(
-                url
-            )  # incremental: rebuilds the days of the lookback window (seed incremental_lookback_days)
+            _build(url)  # incremental: rebuilds the dates of the calls and dispatch records loaded since
         after, after_daily = _marts_for(url, DAY)
         arrived = after[after["incident_id"].isin(late_ids)]
         assert set(arrived["incident_id"]) == late_ids, "every late call is in fct_incident_response"
@@ -162,25 +160,3 @@ def test_a_late_call_lands_in_its_delivery_partition_and_updates_its_days_marts(
     finally:
         drop_database(database)
         shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.mark.parametrize("mart", ["fct_incident_response", "agg_response_times_daily"])
-def test_the_response_marts_rebuild_every_day_the_suites_accept_late_calls_for(mart: str):
-    """A call delivered up to `days_before` late passes validation and is loaded; the incremental marts
-    must then rebuild that far back, or the call would sit in raw and never reach them."""
-    import json
-
-    from emergency_dw.transform import DBT_PROJECT
-
-    lookback = pd.read_csv(DBT_PROJECT / "seeds" / "incremental_lookback_days.csv").set_index("model_name")
-    accepted = 0.0
-    for feed in FEEDS:
-        suite = json.loads(
-            (Path(__file__).resolve().parents[1] / "expectations" / f"{feed}.json").read_text()
-        )
-        windows = [r["window"] for r in suite["rules"] if "window" in r]
-        assert windows, feed
-        accepted = max(accepted, *(float(w.get("days_before") or 0) for w in windows))
-    assert lookback.loc[mart, "lookback_days"] >= accepted, (
-        f"{mart} rebuilds {lookback.loc[mart, 'lookback_days']} days back; the suites accept calls {accepted} days late"
-    )

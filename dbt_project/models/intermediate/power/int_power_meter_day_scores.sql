@@ -2,7 +2,7 @@
 -- (int_power_readings_scored). The thresholds of a day adapt to the meter: a meter whose load normally
 -- swings by 2x within hours (a batch process, a plant that starts when orders come) raises its own
 -- thresholds above the seed's rise_ratio and drop_ratio, so its ordinary days do not warn (int_power_anomaly_intervals).
--- Incremental: rebuilds the days int_power_readings_scored rebuilt since (power_build_dates).
+-- Incremental: rebuilds the days int_power_readings_scored rebuilt since (changed_dates).
 
 {%- set build_dates = power_model_dates() %}
 

@@ -11,7 +11,7 @@
 --   max_hour_mean_kw   the highest 1-hour mean (4 consecutive slots, at least 3 read) of the day.
 -- day_kind: working_day, saturday, sunday or holiday from the seed calendar_days (China's statutory
 -- holidays and adjusted working days, 调休) and the weekday.
--- Incremental: rebuilds the days int_power_readings_sequenced rebuilt since (power_build_dates).
+-- Incremental: rebuilds the days int_power_readings_sequenced rebuilt since (changed_dates).
 
 {%- set build_dates = power_model_dates() %}
 

@@ -11,7 +11,7 @@
 -- previous_read_at: the meter's last reading before this one that is not offline (however long ago): two
 -- flagged readings with only missing or offline readings between them can be one event.
 -- Incremental: rebuilds the local days of the readings loaded since its last build (however old) and the
--- day after each (whose first reading steps from the last of the day before); see power_build_dates.
+-- day after each (whose first reading steps from the last of the day before); see changed_dates.
 
 {%- set build_dates = power_model_dates() %}
 

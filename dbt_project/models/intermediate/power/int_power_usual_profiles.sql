@@ -3,7 +3,7 @@
 -- loads in the slot, and the largest step (load(slot) - load(slot - 1)) any of them made in the slot.
 -- Only days with min_similar_days similar days get a profile (seed anomaly_thresholds, rule baseline).
 -- Cost: similar_days x 96 values per meter and day built (11 M at full scale), whatever the history.
--- Incremental: rebuilds the days int_power_meter_day_context rebuilt since (power_build_dates).
+-- Incremental: rebuilds the days int_power_meter_day_context rebuilt since (changed_dates).
 
 {%- set build_dates = power_model_dates() %}
 

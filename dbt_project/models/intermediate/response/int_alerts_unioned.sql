@@ -32,7 +32,8 @@ unioned as (
         priority,
         town_code,
         received_at,
-        received_date
+        received_date,
+        _loaded_at
     from {{ channel_alerts }}
     {% if not loop.last %}union all{% endif %}
     {% endfor %}

@@ -12,7 +12,7 @@
 --                               ended in the lookback;
 --   irregular_load              a meter day whose abnormal_fluctuation threshold the meter's own ordinary
 --                               swings have raised above the seed's rise_ratio or drop_ratio.
--- The audit page shows them by issue. Incremental by local date (power_build_dates).
+-- The audit page shows them by issue. Incremental by local date (changed_dates).
 
 {%- set build_dates = power_model_dates() %}
 

@@ -1,9 +1,10 @@
 -- Response times per local day, town, channel and event category: incident counts, p50/p90 of each
 -- interval and the share of measured intervals within the channel's target (seed response_targets).
--- Incremental: each run rebuilds whole days, the last `lookback_days` (seed incremental_lookback_days)
--- before the latest day already built.
+-- Incremental: a build rebuilds whole days, those fct_incident_response rebuilt since the last build and
+-- any whose counts differ from it (an incident moved to another date); see response_model_dates.
 
 {%- set intervals = ['alarm_handling', 'turnout', 'travel', 'response'] %}
+{%- set build_dates = response_model_dates() %}
 
 {{
     config(
@@ -11,6 +12,7 @@
         unique_key='received_date',
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
+        pre_hook="{{ delete_build_dates(response_model_dates(), 'received_date') }}",
     )
 }}
 
@@ -26,22 +28,10 @@ targets as (
 
 ),
 
-lookback as (
-
-    select * from {{ ref('incremental_lookback_days') }}
-
-),
-
 incidents_to_aggregate as (
 
     select * from incidents
-    {% if is_incremental() %}
-    where received_date >= (
-        select coalesce(max(received_date), date '1900-01-01') from {{ this }}
-    ) - (
-        select coalesce(max(lookback_days), 0) from lookback where model_name = 'agg_response_times_daily'
-    )
-    {% endif %}
+    where {{ in_build_dates('received_date', build_dates) }}
 
 ),
 
@@ -100,8 +90,9 @@ aggregated as (
         cast({{ continuous_percentile(interval ~ '_seconds', 0.9) }} as double precision)
             as {{ interval }}_p90_seconds,
         cast(avg({{ interval }}_within_target) as double precision)
-            as {{ interval }}_within_target_share{{ "," if not loop.last }}
+            as {{ interval }}_within_target_share,
         {% endfor %}
+        {{ built_at() }} as _built_at
     from scored
     group by
         received_date,

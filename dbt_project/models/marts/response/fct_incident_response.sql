@@ -2,8 +2,13 @@
 -- it must follow is not trusted; an interval whose timestamps are missing or out of order is null and the
 -- row is flagged: nothing is guessed. The first unit on scene is the one with the earliest trusted
 -- arrival (ties: lowest unit_id); turnout and travel are that unit's own.
--- Incremental: each run rebuilds the incidents received in the last `lookback_days` (seed
--- incremental_lookback_days) before the latest day already built, to take in late calls and dispatch updates.
+-- Incremental by received_date: a build rebuilds the dates of the calls and dispatch records loaded since
+-- the last build, however old (a department's export of last month, a backfill), and any date whose
+-- incident count differs from the calls staged (a re-delivered batch with fewer calls); see
+-- response_model_dates. The unique key also removes an incident whose re-delivered call moved to another
+-- date.
+
+{%- set build_dates = response_model_dates() %}
 
 {{
     config(
@@ -11,6 +16,7 @@
         unique_key='incident_id',
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
+        pre_hook="{{ delete_build_dates(response_model_dates(), 'received_date') }}",
     )
 }}
 
@@ -32,22 +38,10 @@ event_types as (
 
 ),
 
-lookback as (
-
-    select * from {{ ref('incremental_lookback_days') }}
-
-),
-
 alerts_to_build as (
 
     select * from alerts
-    {% if is_incremental() %}
-    where received_date >= (
-        select coalesce(max(received_date), date '1900-01-01') from {{ this }}
-    ) - (
-        select coalesce(max(lookback_days), 0) from lookback where model_name = 'fct_incident_response'
-    )
-    {% endif %}
+    where {{ in_build_dates('received_date', build_dates) }}
 
 ),
 
@@ -243,7 +237,8 @@ final as (
             has_reversed_unit_timestamp
             or is_dispatch_before_received
             or is_on_scene_before_received
-        ) as has_reversed_timestamp
+        ) as has_reversed_timestamp,
+        {{ built_at() }} as _built_at
     from incident_intervals
 
 )

@@ -1,0 +1,193 @@
+{# Which local dates an incremental model rebuilds: what changed since its last build, however old (DESIGN
+   section 5: a department's late export or a backfill of last year reaches the marts).
+
+   Every row of such a model carries _built_at, the start of the dbt invocation that built it
+   (run_started_at). A model's last build is the latest _built_at of its own rows; an upstream row built
+   since then marks its date as touched (built_upstreams: relations with _built_at). For staging relations
+   (loaded_upstreams) a row loaded after the last build started, less an hour, marks its date (a batch that
+   committed while a build ran is taken in again rather than missed: a rebuild is idempotent). `queries`
+   are further selects of one date column, for what the model reads through a join (the received date of
+   an incident whose dispatch record was loaded since); `last_build_started()` is their watermark.
+   Upstream relations name their date `date_column`.
+
+   The touched dates are widened by what depends on them:
+   - following_days: the dates after (the first reading of a day steps from the last of the day before);
+   - preceding_days: the dates before (a 2-hour window at the end of a day reads the next day's readings);
+   - window_days: the dates whose window (the days before them) holds a touched date.
+
+   Returns None on a full build, or when the model was built before it carried _built_at (build every
+   date), else a sorted list of 'YYYY-MM-DD' strings, empty when
+   nothing changed (a no-op build costs one query per model). The query runs when the model's SQL is
+   compiled, and again when its pre-hook is rendered, before the hook deletes anything, so the delete and
+   the insert agree. #}
+{% macro changed_dates(upstreams=[], loaded_upstreams=[], queries=[], date_column='reading_date',
+                       following_days=0, preceding_days=0, window_days=0) -%}
+    {%- if not execute or model.resource_type != 'model' or this is none or not is_incremental() -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- if not relations_built([this] + upstreams + loaded_upstreams) -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- if '_built_at' not in adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+        {{ return(none) }}  {#- built before the model carried _built_at: rebuild everything once -#}
+    {%- endif -%}
+    {%- set watermark = run_query("select cast(max(_built_at) as varchar) from " ~ this).rows[0][0] -%}
+    {%- if watermark is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set parts = [] -%}
+    {%- for upstream in upstreams -%}
+        {%- do parts.append("select distinct cast(" ~ date_column ~ " as varchar) from " ~ upstream
+            ~ " where _built_at > " ~ last_build_started()) -%}
+    {%- endfor -%}
+    {%- for upstream in loaded_upstreams -%}
+        {%- do parts.append("select distinct cast(" ~ date_column ~ " as varchar) from " ~ upstream
+            ~ " where _loaded_at > " ~ last_build_started() ~ " - interval '1 hour'") -%}
+    {%- endfor -%}
+    {%- for query in queries -%}
+        {%- do parts.append("select distinct cast(changed_date as varchar) from (" ~ query ~ ") as changed (changed_date)") -%}
+    {%- endfor -%}
+    {%- set touched = [] -%}
+    {%- for row in run_query(parts | join(' union ')).rows if row[0] is not none -%}
+        {%- do touched.append(modules.datetime.datetime.strptime(row[0][:10], '%Y-%m-%d')) -%}
+    {%- endfor -%}
+    {%- set dates = [] -%}
+    {%- for day in touched -%}
+        {%- for offset in range(-preceding_days, following_days + window_days + 1) -%}
+            {%- set text = (day + modules.datetime.timedelta(days=offset)).strftime('%Y-%m-%d') -%}
+            {%- if text not in dates -%}
+                {%- do dates.append(text) -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{ return(dates | sort) }}
+{%- endmacro %}
+
+{# The start of this model's last build (SQL): the watermark of changed_dates' queries. #}
+{% macro last_build_started() -%}
+    (select max(_built_at) from {{ this }})
+{%- endmacro %}
+
+{% macro power_model_dates() -%}
+    {%- if not execute or model.resource_type != 'model' -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- if model.name == 'int_power_readings_sequenced' -%}
+        {{ return(changed_dates(loaded_upstreams=[ref('stg_power__power_load_readings')], following_days=1)) }}
+    {%- elif model.name == 'int_power_meter_days' -%}
+        {{ return(changed_dates([ref('int_power_readings_sequenced')])) }}
+    {%- elif model.name == 'int_power_meter_day_context' -%}
+        {{ return(changed_dates(
+            [ref('int_power_meter_days')],
+            window_days=seed_parameter('anomaly_thresholds', 'baseline', 'lookback_days', 56) | int)) }}
+    {%- elif model.name == 'int_power_usual_profiles' -%}
+        {{ return(changed_dates([ref('int_power_meter_day_context')])) }}
+    {%- elif model.name == 'int_power_readings_scored' -%}
+        {{ return(changed_dates(
+            [ref('int_power_readings_sequenced'), ref('int_power_usual_profiles'), ref('int_power_meter_day_context')],
+            following_days=1, preceding_days=1)) }}
+    {%- elif model.name == 'int_power_meter_day_scores' -%}
+        {{ return(changed_dates([ref('int_power_readings_scored')])) }}
+    {%- elif model.name == 'int_power_meter_day_thresholds' -%}
+        {{ return(changed_dates(
+            [ref('int_power_meter_day_scores')],
+            window_days=seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'adaptive_days', 28) | int)) }}
+    {%- elif model.name == 'int_power_anomaly_intervals' -%}
+        {{ return(changed_dates(
+            [ref('int_power_readings_scored'), ref('int_power_meter_day_thresholds')],
+            loaded_upstreams=[ref('stg_power__cable_temperature_readings')], following_days=1)) }}
+    {%- elif model.name == 'int_power_anomaly_events' -%}
+        {{ return(changed_dates([ref('int_power_anomaly_intervals')], preceding_days=1)) }}
+    {%- elif model.name == 'fct_power_data_quality' -%}
+        {{ return(changed_dates(
+            [ref('int_power_readings_sequenced'), ref('int_power_meter_day_context'), ref('int_power_meter_day_thresholds')],
+            preceding_days=1)) }}
+    {%- else -%}
+        {{ exceptions.raise_compiler_error("power_model_dates does not know the model " ~ model.name) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{# The dates each response mart rebuilds (changed_dates), in one place for its SQL and its pre-hook. Both
+   also rebuild a date whose incident count disagrees with what they read: a cheap check (one count per
+   date) that catches what no watermark shows, an incident moved to another date or a re-delivered batch
+   with fewer calls. #}
+{% macro response_model_dates() -%}
+    {%- if not execute or model.resource_type != 'model' -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- if model.name == 'fct_incident_response' -%}
+        {%- set alerts = ref('int_alerts_unioned') -%}
+        {%- set dispatches = ref('stg_yjj__dispatch_records') -%}
+        {{ return(changed_dates(
+            loaded_upstreams=[alerts],
+            queries=[
+                "select alerts.received_date from " ~ alerts ~ " as alerts inner join " ~ dispatches
+                ~ " as dispatches on dispatches.incident_id = alerts.incident_id"
+                ~ " where dispatches._loaded_at > " ~ last_build_started() ~ " - interval '1 hour'",
+                counts_differ(this, 'count(*)', alerts, 'count(*)', 'received_date'),
+            ],
+            date_column='received_date')) }}
+    {%- elif model.name == 'agg_response_times_daily' -%}
+        {%- set incidents = ref('fct_incident_response') -%}
+        {{ return(changed_dates(
+            upstreams=[incidents],
+            queries=[counts_differ(this, 'sum(incident_count)', incidents, 'count(*)', 'received_date')],
+            date_column='received_date')) }}
+    {%- else -%}
+        {{ exceptions.raise_compiler_error("response_model_dates does not know the model " ~ model.name) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{# A select of the dates on which `built` and `source` disagree on a count (either may lack the date). #}
+{% macro counts_differ(built, built_count, source, source_count, date_column) -%}
+    select coalesce(built.{{ date_column }}, source.{{ date_column }})
+    from (select {{ date_column }}, {{ built_count }} as n from {{ built }} group by {{ date_column }}) as built
+    full outer join (select {{ date_column }}, {{ source_count }} as n from {{ source }} group by {{ date_column }}) as source
+        on built.{{ date_column }} = source.{{ date_column }}
+    where built.n is distinct from source.n
+{%- endmacro %}
+
+{# A filter on a date column for the dates changed_dates returned: true on a full build (None), false
+   for no date, else the range (so that the warehouse skips old blocks) and the list. #}
+{% macro in_build_dates(column, dates) -%}
+    {%- if dates is none -%}
+        true
+    {%- elif dates | length == 0 -%}
+        false
+    {%- else -%}
+        ({{ column }} between cast('{{ dates[0] }}' as date) and cast('{{ dates[-1] }}' as date)
+        and {{ column }} in ({% for day in dates %}cast('{{ day }}' as date){{ ', ' if not loop.last }}{% endfor %}))
+    {%- endif -%}
+{%- endmacro %}
+
+{# Pre-hook of such a model: delete the rows of the dates it is about to rebuild (nothing on a full build;
+   an empty hook is skipped). #}
+{% macro delete_build_dates(dates, column='reading_date') -%}
+    {%- if dates is not none and dates | length > 0 -%}
+        delete from {{ this }} where {{ in_build_dates(column, dates) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{# The column every incremental model carries: when the dbt invocation that built the row started (UTC). #}
+{% macro built_at() -%}
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S") }}+00' as timestamp with time zone)
+{%- endmacro %}
+
+{# The build dates widened by `before` days before and `after` days after each (the context a model reads
+   around the dates it rebuilds); None stays None. #}
+{% macro widen_dates(dates, before=0, after=0) -%}
+    {%- if dates is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set widened = [] -%}
+    {%- for text in dates -%}
+        {%- set day = modules.datetime.datetime.strptime(text, '%Y-%m-%d') -%}
+        {%- for offset in range(-before, after + 1) -%}
+            {%- set shifted = (day + modules.datetime.timedelta(days=offset)).strftime('%Y-%m-%d') -%}
+            {%- if shifted not in widened -%}
+                {%- do widened.append(shifted) -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{ return(widened | sort) }}
+{%- endmacro %}
