@@ -323,3 +323,48 @@ def test_grid_tasks_progress_and_link_to_scans(ctx: SimContext) -> None:
         scans = oversight.guardian_code_scans(ctx, dt.datetime.strptime(created, "%Y%m%d").date()).frame
         hazard_scans = set(scans.loc[scans["scan_type"] == "report_hazard", "scan_id"])
         assert set(rows["source_ref_id"]) <= hazard_scans
+
+
+def test_grid_tasks_carry_the_keys_of_the_warnings_that_raised_them(ctx: SimContext) -> None:
+    """An inspection task names a hazard found that day at its enterprise, a power task the enterprise and
+    start of one of the day's injected power anomalies (every one raises a task), a false alarm is closed."""
+    from emergency_dw.simulator.generators.enterprise import _hazards_found
+    from emergency_dw.simulator.generators.power_warnings import power_warnings
+
+    tasks = GENERATORS["grid_tasks"](ctx, DAY).frame
+    created = tasks[tasks["task_id"].str[2:10] == f"{DAY:%Y%m%d}"]
+    found = _hazards_found(ctx, DAY).set_index("hazard_id")
+    inspection = created[created["source"] == "hazard_inspection"]
+    assert len(inspection) >= 1
+    assert inspection["source_ref_id"].isin(found.index).all()
+    assert (
+        inspection["enterprise_id"].to_numpy() == found.loc[inspection["source_ref_id"], "enterprise_id"]
+    ).all()
+    warnings = power_warnings(ctx, DAY)
+    assert len(warnings) >= 1
+    refs = {
+        oversight.power_warning_ref(e, s)
+        for e, s in zip(warnings["enterprise_id"], warnings["started_at"], strict=True)
+    }
+    assert set(created.loc[created["source"] == "power_warning", "source_ref_id"]) == refs
+    seen = _deliveries(ctx, "grid_tasks", 7)
+    false_alarms = seen[seen["status"] == "false_alarm"]
+    assert len(false_alarms) >= 1
+    assert false_alarms["closed_at"].notna().all() and false_alarms["rectified_at"].isna().all()
+
+
+def test_the_power_warnings_grid_tasks_name_are_the_injected_anomalies(ctx: SimContext) -> None:
+    """power_warnings() repeats the power generators' steps without generating readings: it must give
+    exactly the anomalies they write to the truth."""
+    from emergency_dw.simulator.generators.power_warnings import WARNING_COLUMNS, power_warnings
+
+    truth = pd.DataFrame(
+        GENERATORS["power_load_readings"](ctx, DAY).anomalies
+        + GENERATORS["cable_temperature_readings"](ctx, DAY).anomalies
+    )
+    truth = truth[WARNING_COLUMNS].sort_values(["started_at", "enterprise_id"], ignore_index=True)
+    warnings = power_warnings(ctx, DAY).sort_values(["started_at", "enterprise_id"], ignore_index=True)
+    assert len(truth) >= 1
+    pd.testing.assert_frame_equal(
+        warnings.astype({c: str for c in WARNING_COLUMNS}), truth.astype({c: str for c in WARNING_COLUMNS})
+    )

@@ -1,5 +1,6 @@
 """Oversight: safety-evaluation agencies, evaluators, projects and on-site check-ins; guardian codes,
-their scans and the grid tasks that close the hazard loop.
+their scans and the grid tasks that close the hazard loop (each task carrying the key of the power
+warning, inspection hazard or hazard-reporting scan that raised it).
 
 Projects and grid tasks live longer than a day. Each is planned whole on the day it starts (contract,
 creation) from that day's random stream alone, so any later day can regenerate the earlier days' plans
@@ -24,6 +25,7 @@ from ..common import (
     KM_PER_DEG_LON,
     at,
     clamp_to_day,
+    day_start_utc,
     diurnal_seconds,
     km_between,
     offset_points,
@@ -33,6 +35,8 @@ from ..common import (
 )
 from ..world import TOWN_CODES, TOWN_WEIGHTS
 from .base import DayOutput, SimContext, conform, generator
+from .enterprise import _hazards_found
+from .power_warnings import power_warnings
 
 HOUR = 3600.0
 
@@ -369,6 +373,8 @@ def _scan_draws(
     seconds = diurnal_seconds(rng, n, (9.5, 15.0))
     code = rng.choice(len(weight), n, p=activity / activity.sum())
     scan_type = rng.choice(np.array(["patrol", "check_in", "report_hazard"]), n, p=[0.87, 0.10, 0.03])
+    if not (scan_type == "report_hazard").any():  # small scales: still a hazard report a day for the loop
+        scan_type[rng.integers(0, n)] = "report_hazard"
     return seconds, code, scan_type, rng
 
 
@@ -405,67 +411,144 @@ def guardian_code_scans(ctx: SimContext, day: dt.date) -> DayOutput:
 
 
 # ---------------------------------------------------------------------------------------------- grid tasks
-TASK_SOURCES = np.array(["hazard_inspection", "guardian_scan", "citizen_report", "power_warning"])
-TASK_SOURCE_SHARES = [0.35, 0.25, 0.25, 0.15]
+# Every power warning raises a task. The others come from hazards found in inspections, hazards reported
+# by guardian-code scans and the 12345 citizen hotline, in these shares of what the warnings leave of the
+# feed's daily volume; each keeps the key of the record it was raised for (a citizen report's ticket is
+# in no feed here).
+OTHER_TASK_SOURCES = np.array(["hazard_inspection", "guardian_scan", "citizen_report"])
+OTHER_TASK_SHARES = [0.4, 0.3, 0.3]
+POWER_TASK_SHARE = 0.25  # of the daily volume at full scale: about a day's injected power anomalies
 FALSE_ALARM_RATE = 0.10
 GRID_WORKERS_PER_TOWN = 40
 MAX_ASSIGN_S = 30 * 60
 VERIFY_H = (1, 24)
 RECTIFY_DAYS = (1, 10)
 CLOSE_H = (20, 28)
+FALSE_ALARM_CLOSE_H = (0.25, 4)  # a task verified as a false alarm is closed this long after
 # created -> assigned -> verified -> rectified -> closed, at the latest; re-delivery looks this far back
 TASK_SPAN_DAYS = (
     int(np.ceil((MAX_ASSIGN_S + VERIFY_H[1] * HOUR + RECTIFY_DAYS[1] * DAY_S + CLOSE_H[1] * HOUR) / DAY_S))
     + 1
 )
+TASK_COLUMNS = ["created_s", "source", "source_ref_id", "enterprise_id", "town_code"]
+
+
+def power_warning_ref(enterprise_id: str, started_at: pd.Timestamp) -> str:
+    """What the grid system holds of a power warning: the enterprise and the warning's start (UTC),
+    ``E000123@2026-11-27T02:15:00Z``; the warehouse finds the warning (fct_power_anomalies) from them."""
+    return f"{enterprise_id}@{started_at.tz_convert('UTC'):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _seconds_after_midnight(day: dt.date, times: pd.Series) -> np.ndarray:
+    return (pd.to_datetime(times, utc=True) - day_start_utc(day)).dt.total_seconds().to_numpy()
+
+
+def _power_tasks(ctx: SimContext, day: dt.date, rng: np.random.Generator) -> pd.DataFrame:
+    """One task per power warning of the day, raised within an hour or so of the warning's end."""
+    warnings = power_warnings(ctx, day)
+    ended = _seconds_after_midnight(day, warnings["ended_at"]) + 15 * 60  # the last interval's end
+    return pd.DataFrame(
+        {
+            "created_s": np.minimum(ended + rng.uniform(300, 3600, len(warnings)), DAY_S - 1),
+            "source": "power_warning",
+            "source_ref_id": [
+                power_warning_ref(e, s)
+                for e, s in zip(warnings["enterprise_id"], warnings["started_at"], strict=True)
+            ],
+            "enterprise_id": warnings["enterprise_id"].to_numpy(),
+        },
+        columns=TASK_COLUMNS[:4],
+    )
+
+
+def _hazard_tasks(ctx: SimContext, day: dt.date, rng: np.random.Generator, wanted: int) -> pd.DataFrame:
+    """Tasks for ``wanted`` of the day's inspection hazards (at least one when any was found), each carrying
+    the hazard's id, raised within two hours of its finding."""
+    found = _hazards_found(ctx, day)
+    count = min(len(found), max(1, wanted))
+    hazards = found.iloc[np.sort(rng.choice(len(found), count, replace=False))]
+    return pd.DataFrame(
+        {
+            "created_s": np.minimum(
+                _seconds_after_midnight(day, hazards["found_at"]) + rng.uniform(600, 7200, count), DAY_S - 1
+            ),
+            "source": "hazard_inspection",
+            "source_ref_id": hazards["hazard_id"].to_numpy(),
+            "enterprise_id": hazards["enterprise_id"].to_numpy(),
+        },
+        columns=TASK_COLUMNS[:4],
+    )
+
+
+def _scan_tasks(ctx: SimContext, day: dt.date, rng: np.random.Generator, wanted: int) -> pd.DataFrame:
+    """Tasks for ``wanted`` of the day's hazard-reporting scans (at least one when there is one), each
+    carrying the scan's id, at the scanned code's site."""
+    scan_seconds, scan_code, scan_type, _ = _scan_draws(ctx, day)
+    reports = np.flatnonzero(scan_type == "report_hazard")
+    count = min(len(reports), max(1, wanted))
+    picked = reports[np.sort(rng.choice(len(reports), count, replace=False))]
+    sites = ctx.world.guardian_codes.iloc[scan_code[picked]]
+    return pd.DataFrame(
+        {
+            "created_s": np.minimum(scan_seconds[picked] + rng.uniform(120, 1800, count), DAY_S - 1),
+            "source": "guardian_scan",
+            "source_ref_id": _scan_ids(day, picked),
+            # the enterprise whose code was scanned; none for a code at another kind of site
+            "enterprise_id": [None if pd.isna(e) else e for e in sites["site_ref_id"]],
+            "town_code": sites["town_code"].to_numpy(),
+        },
+        columns=TASK_COLUMNS,
+    )
+
+
+def _citizen_tasks(ctx: SimContext, day: dt.date, rng: np.random.Generator, count: int) -> pd.DataFrame:
+    """12345 hotline reports: anywhere in the county, three in ten about a metered enterprise."""
+    metered = ctx.world.metered
+    enterprise = metered["enterprise_id"].to_numpy()[rng.integers(0, len(metered), count)].astype(object)
+    enterprise[rng.random(count) >= 0.3] = None
+    return pd.DataFrame(
+        {
+            "created_s": diurnal_seconds(rng, count, (10.0, 15.0)),
+            "source": "citizen_report",
+            "source_ref_id": serial_ids(f"12345-{day:%Y%m%d}-", rng.integers(1, 10_000, count), 4),
+            "enterprise_id": enterprise,
+            "town_code": TOWN_CODES[rng.choice(len(TOWN_CODES), count, p=TOWN_WEIGHTS)],
+        },
+        columns=TASK_COLUMNS,
+    )
+
+
+def _tasks_raised(ctx: SimContext, day: dt.date, rng: np.random.Generator) -> pd.DataFrame:
+    """The tasks raised on ``day``: what raised each, the key it carries, the enterprise and town concerned."""
+    volume = scaled(get_feed("grid_tasks").rows_per_day, ctx.scale) * _weekday_factor(day, 0.6)
+    wanted = dict(
+        zip(
+            OTHER_TASK_SOURCES,
+            rng.multinomial(int(rng.poisson(volume * (1 - POWER_TASK_SHARE))), OTHER_TASK_SHARES),
+            strict=True,
+        )
+    )
+    hazard = _hazard_tasks(ctx, day, rng, int(wanted["hazard_inspection"]))
+    scan = _scan_tasks(ctx, day, rng, int(wanted["guardian_scan"]))
+    # a source with fewer records than tasks wanted: the rest are citizen reports
+    citizen_count = int(sum(wanted.values())) - len(hazard) - len(scan)
+    citizen = _citizen_tasks(ctx, day, rng, max(0, citizen_count))
+    power = _power_tasks(ctx, day, rng)
+    parts = [t for t in (power, hazard, scan, citizen) if len(t)]
+    tasks = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    tasks = tasks.reindex(columns=TASK_COLUMNS)
+    towns = ctx.world.metered.set_index("enterprise_id")["town_code"]
+    known = tasks["town_code"].notna()
+    tasks["town_code"] = tasks["town_code"].where(known, tasks["enterprise_id"].map(towns))
+    return tasks
 
 
 def _task_plans(ctx: SimContext, day: dt.date) -> pd.DataFrame:
     """Tasks created on ``day`` with their whole planned life, in seconds after ``day``'s midnight."""
     rng = ctx.rng("grid_tasks", day, "tasks")
-    metered = ctx.world.metered
-    codes = ctx.world.guardian_codes
-    n = max(
-        1,
-        int(rng.poisson(scaled(get_feed("grid_tasks").rows_per_day, ctx.scale) * _weekday_factor(day, 0.6))),
-    )
-    source = rng.choice(TASK_SOURCES, n, p=TASK_SOURCE_SHARES)
-    # Hazard reports by guardian-code scans become tasks: the day's report_hazard scans, in turn.
-    scan_seconds, scan_code, scan_type, _ = _scan_draws(ctx, day)
-    hazards = np.flatnonzero(scan_type == "report_hazard")
-    from_scan = np.flatnonzero(source == "guardian_scan")
-    if len(from_scan) > len(hazards):
-        source[from_scan[len(hazards) :]] = "citizen_report"
-        from_scan = from_scan[: len(hazards)]
-    picked = (
-        hazards[np.sort(rng.choice(len(hazards), len(from_scan), replace=False))]
-        if len(from_scan)
-        else hazards[:0]
-    )
-
-    created = diurnal_seconds(rng, n, (10.0, 15.0))
-    firms = metered.iloc[rng.integers(0, len(metered), n)]
-    enterprise = firms["enterprise_id"].to_numpy().astype(object)
-    town = firms["town_code"].to_numpy().astype(object)
-    citizen = source == "citizen_report"
-    town[citizen] = TOWN_CODES[rng.choice(len(TOWN_CODES), citizen.sum(), p=TOWN_WEIGHTS)]
-    enterprise[citizen & (rng.random(n) < 0.7)] = None
-    ref = np.empty(n, dtype=object)
-    serial = rng.integers(1, 10_000, n)
-    ref[source == "hazard_inspection"] = serial_ids(
-        f"HZ{day:%Y%m%d}", serial[source == "hazard_inspection"], 4
-    )
-    ref[source == "power_warning"] = serial_ids(f"PW{day:%Y%m%d}", serial[source == "power_warning"], 4)
-    ref[citizen] = serial_ids(f"12345-{day:%Y%m%d}-", serial[citizen], 4)
-    if len(from_scan):
-        ref[from_scan] = _scan_ids(day, picked)
-        sites = codes.iloc[scan_code[picked]]
-        enterprise[from_scan] = sites["site_ref_id"].to_numpy()
-        town[from_scan] = sites["town_code"].to_numpy()
-        created[from_scan] = np.minimum(
-            scan_seconds[picked] + rng.uniform(120, 1800, len(from_scan)), DAY_S - 1
-        )
-    created = np.floor(created)
+    tasks = _tasks_raised(ctx, day, rng)
+    n = len(tasks)
+    created = np.floor(tasks["created_s"].to_numpy(dtype=float))
     assigned = created + np.minimum(rng.lognormal(np.log(480), 0.6, n), MAX_ASSIGN_S)
     verified = assigned + np.clip(
         rng.lognormal(np.log(4 * HOUR), 0.8, n), VERIFY_H[0] * HOUR, VERIFY_H[1] * HOUR
@@ -474,46 +557,37 @@ def _task_plans(ctx: SimContext, day: dt.date) -> pd.DataFrame:
     rectifying = verified + rng.uniform(0.5 * HOUR, 6 * HOUR, n)
     rectified = verified + rng.uniform(RECTIFY_DAYS[0] * DAY_S, RECTIFY_DAYS[1] * DAY_S, n)
     closed = rectified + rng.uniform(CLOSE_H[0] * HOUR, CLOSE_H[1] * HOUR, n)
-    for late in (rectifying, rectified, closed):
+    # a false alarm is closed once the worker has found nothing to rectify
+    closed = np.where(false_alarm, verified + rng.uniform(*FALSE_ALARM_CLOSE_H, n) * HOUR, closed)
+    for late in (rectifying, rectified):
         late[false_alarm] = np.nan
     worker = rng.integers(1, GRID_WORKERS_PER_TOWN + 1, n)
-    frame = pd.DataFrame(
-        {
-            "created_s": created,
-            "source": source,
-            "source_ref_id": ref,
-            "enterprise_id": enterprise,
-            "town_code": town,
-            "worker": [f"GW{t[-3:]}{w:03d}" for t, w in zip(town, worker, strict=True)],
-            "assigned_s": assigned,
-            "verified_s": verified,
-            "false_alarm": false_alarm,
-            "rectifying_s": rectifying,
-            "rectified_s": rectified,
-            "closed_s": closed,
-        }
-    ).sort_values("created_s", kind="stable", ignore_index=True)
+    frame = tasks.assign(
+        created_s=created,
+        worker=[f"GW{t[-3:]}{w:03d}" for t, w in zip(tasks["town_code"], worker, strict=True)],
+        assigned_s=assigned,
+        verified_s=verified,
+        false_alarm=false_alarm,
+        rectifying_s=rectifying,
+        rectified_s=rectified,
+        closed_s=closed,
+    ).sort_values(["created_s", "source_ref_id"], kind="stable", ignore_index=True)
     frame.insert(0, "task_id", serial_ids(f"GT{day:%Y%m%d}", range(1, n + 1), 4))
     return frame
 
 
 @generator("grid_tasks")
 def grid_tasks(ctx: SimContext, day: dt.date) -> DayOutput:
-    """Tasks created today, and earlier tasks whose state changed today, as they stand at the day's end."""
+    """Tasks created today, and earlier tasks whose state changed today, as they stand at the day's end.
+    A task verified as a false alarm is closed with the status false_alarm, never rectified."""
     feed = get_feed("grid_tasks")
     plans = _plans_seen_from(ctx, _task_plans, day, range(0, TASK_SPAN_DAYS + 1))
     steps = ["created_s", "assigned_s", "verified_s", "rectifying_s", "rectified_s", "closed_s"]
     plans, done, last = _changed_today(plans, steps)
+    false_alarm = plans["false_alarm"].to_numpy(dtype=bool)
     status = np.select(
-        [
-            done[:, 5],
-            done[:, 4],
-            done[:, 3],
-            done[:, 2] & plans["false_alarm"].to_numpy(),
-            done[:, 2],
-            done[:, 1],
-        ],
-        ["closed", "rectified", "rectifying", "false_alarm", "verified", "assigned"],
+        [done[:, 5] & false_alarm, done[:, 5], done[:, 4], done[:, 3], done[:, 2], done[:, 1]],
+        ["false_alarm", "closed", "rectified", "rectifying", "verified", "assigned"],
         "created",
     )
     stamps = {}
