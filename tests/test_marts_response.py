@@ -39,6 +39,11 @@ FEEDS = [
     "evaluation_projects",
     "site_checkins",
     "evaluators",
+    # the hazard loop links power tasks to the power warnings (fct_power_anomalies), built from these
+    "power_load_readings",
+    "cable_temperature_readings",
+    "enterprise_safety_profiles",
+    "production_suspension_orders",
 ]
 MARTS = [
     "fct_incident_response",

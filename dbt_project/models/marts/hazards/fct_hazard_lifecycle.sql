@@ -1,9 +1,11 @@
 -- The hazard loop, one row per grid task: warning -> task -> assigned -> verified -> rectified -> closed,
--- the hours each step took, and whether a step ran (or is running) past its target (seed
--- hazard_loop_targets; a linked inspection hazard's own rectification due date wins). A step whose
--- timestamps are out of order has null hours and the row is flagged. Open steps are judged as of the
--- latest change in the feed (status_as_of_at), so a rebuild of the same data gives the same answer.
--- A table, not incremental: tasks change status for weeks after they are created.
+-- each stage linked by the keys the grid system holds (int_grid_tasks_linked: the inspection hazard, the
+-- guardian-code hazard report, the power warning's anomaly_id), the hours each step took, and whether a
+-- step ran (or is running) past its target (seed hazard_loop_targets; a linked inspection hazard's own
+-- rectification due date wins). A task closed as a false alarm is closed, has nothing to rectify and is
+-- never overdue. A step whose timestamps are out of order has null hours and the row is flagged. Open steps
+-- are judged as of the latest change in the feed (status_as_of_at), so a rebuild of the same data gives the
+-- same answer. A table, not incremental: tasks change status for weeks after they are created.
 
 {%- set steps = [
     ('warning_to_task', 'warning_at', 'created_at'),
@@ -14,7 +16,7 @@
     ('task_to_closed', 'created_at', 'closed_at'),
 ] %}
 
-with tasks as (
+with linked_tasks as (
 
     select * from {{ ref('int_grid_tasks_linked') }}
 
@@ -34,6 +36,37 @@ step_targets as (
         max(case when step = 'rectification' then target_hours end) as rectification_target_hours,
         max(case when step = 'closing' then target_hours end) as closing_target_hours
     from targets
+
+),
+
+-- a false alarm has no rectification: whatever the source says of one is not carried
+tasks as (
+
+    select
+        task_id,
+        source,
+        source_ref_id,
+        hazard_id,
+        hazard_level,
+        hazard_category,
+        guardian_scan_id,
+        anomaly_id,
+        anomaly_rule,
+        enterprise_id,
+        town_code,
+        grid_worker_id,
+        warning_at,
+        created_at,
+        created_date,
+        assigned_at,
+        verified_at,
+        case when status != 'false_alarm' then rectified_at end as rectified_at,
+        closed_at,
+        case when status != 'false_alarm' then hazard_rectification_due_on end as hazard_rectification_due_on,
+        status,
+        status = 'false_alarm' as is_false_alarm,
+        updated_at
+    from linked_tasks
 
 ),
 
@@ -79,18 +112,21 @@ judged as (
 
     select
         *,
+        -- a false alarm is closed and was never late: nothing was at risk
         case
+            when is_false_alarm then false
             when assignment_hours is not null then assignment_hours > assignment_target_hours
             when status = 'created' then created_age_hours > assignment_target_hours
             else false
         end as is_assignment_overdue,
         case
+            when is_false_alarm then false
             when verification_hours is not null then verification_hours > verification_target_hours
             when status = 'assigned' then assigned_age_hours > verification_target_hours
             else false
         end as is_verification_overdue,
         case
-            when status = 'false_alarm' then false
+            when is_false_alarm then false
             when hazard_rectification_due_on is not null and rectified_at is not null
                 then rectified_date > hazard_rectification_due_on
             when hazard_rectification_due_on is not null and status in ('verified', 'rectifying')
@@ -100,6 +136,7 @@ judged as (
             else false
         end as is_rectification_overdue,
         case
+            when is_false_alarm then false
             when closing_hours is not null then closing_hours > closing_target_hours
             when status = 'rectified' then rectified_age_hours > closing_target_hours
             else false
@@ -150,9 +187,12 @@ final as (
             when is_closing_overdue then 'closing'
         end as overdue_step,
         status as current_status,
-        status = 'closed' as is_closed,
+        status in ('closed', 'false_alarm') as is_closed,
         has_reversed_timestamp,
-        status_as_of_at
+        status_as_of_at,
+        -- added after the BI contract's first columns: new columns go at the end
+        anomaly_id,
+        anomaly_rule
     from judged
 
 )
