@@ -154,6 +154,15 @@ def test_warehouse_build_dag_is_scheduled_on_the_raw_assets(dagbag):
     assert {f"raw.{f.name}" for f in catalog.FEEDS} <= scheduled_on
 
 
+def test_warehouse_build_creates_the_raw_tables_of_feeds_never_ingested_first(dagbag):
+    bag, _ = dagbag
+    dag = bag.dags["warehouse__build"]
+    assert [t.task_id for t in dag.roots] == ["ensure_raw_tables"]
+    first = dag.get_task("ensure_raw_tables")
+    staging = {f"stg_{f.department}__{f.name}_run" for f in catalog.FEEDS}
+    assert staging <= {t.task_id for t in first.get_flat_relatives(upstream=False)}
+
+
 def test_edw_backfill_of_three_days_equals_three_daily_runs(tmp_path: Path):
     import shutil
 

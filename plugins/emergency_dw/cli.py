@@ -282,8 +282,11 @@ PRODUCTION_BUILD = ["build", "--exclude-resource-type", "unit_test"]
 
 
 def _build(unit_tests: bool = False) -> bool:
-    from .transform import run_dbt
+    from .transform import describe_raw_tables, prepare_raw_tables, run_dbt
 
+    # every raw table of the catalog exists before dbt reads it, even those of feeds never ingested
+    for line in describe_raw_tables(prepare_raw_tables()):
+        console.print(f"[yellow]{line}[/]")
     with console.status("dbt build (seeds, staging, intermediate, marts and their tests)"):
         started = time.perf_counter()
         run = run_dbt(["build"] if unit_tests else PRODUCTION_BUILD)

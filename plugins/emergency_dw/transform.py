@@ -1,4 +1,9 @@
-"""Run dbt (the `warehouse__build` step) against the warehouse named by ``EDW_WAREHOUSE_URL``."""
+"""Run dbt (the `warehouse__build` step) against the warehouse named by ``EDW_WAREHOUSE_URL``.
+
+Before dbt runs, :func:`prepare_raw_tables` creates, empty, every catalog feed's raw table that does not
+exist: a warehouse where only some feeds were ever ingested (a county starting with its 110/119/120 calls)
+still builds, its other marts empty until their feeds load.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,42 @@ from urllib.parse import unquote, urlparse
 from .config import settings, temporary_environment
 
 DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
+
+
+@dataclass
+class RawTables:
+    created: list[str]  # raw tables created empty for this build
+    never_loaded: list[str]  # catalog feeds without a loaded batch: their marts hold nothing of them
+    feeds: int  # feeds in the catalog
+
+
+def prepare_raw_tables(warehouse_url: str | None = None) -> RawTables:
+    """Create the missing ``raw.<feed>`` relations of the catalog, empty, and say which feeds never loaded."""
+    from .catalog import all_feeds
+    from .pipeline.tables import ensure_raw_tables, loaded_feeds
+    from .warehouse import connect
+
+    feeds = list(all_feeds())
+    warehouse = connect(warehouse_url or settings().warehouse_url)
+    try:
+        created = ensure_raw_tables(warehouse, feeds)
+        loaded = loaded_feeds(warehouse)
+    finally:
+        warehouse.close()
+    return RawTables(created, [f.name for f in feeds if f.name not in loaded], len(feeds))
+
+
+def describe_raw_tables(prepared: RawTables) -> list[str]:
+    """What the build should tell its reader about feeds never loaded (empty when every feed loaded)."""
+    lines = []
+    if prepared.never_loaded:
+        lines.append(
+            f"{len(prepared.never_loaded)} of {prepared.feeds} feeds never loaded (their marts hold nothing of "
+            f"them until a batch loads: edw ingest FEED --date D): {', '.join(prepared.never_loaded)}"
+        )
+    if prepared.created:
+        lines.append(f"raw tables created empty from the catalog: {', '.join(prepared.created)}")
+    return lines
 
 
 @dataclass

@@ -20,7 +20,9 @@ DOC = """### warehouse__build
 
 Builds the warehouse with dbt: seeds (reference lists and every tunable number), staging views of every
 raw table (personal data hashed), intermediate models, and the marts BI tools read (`marts.*`), with
-their tests. Rendered by astronomer-cosmos: one task per model with its tests. Runs whenever an
+their tests. First, **ensure_raw_tables** creates, empty, the raw table of every catalog feed never
+ingested (its marts stay empty until it loads) and logs which feeds have never loaded a batch.
+Rendered by astronomer-cosmos: one task per model with its tests. Runs whenever an
 `ingest__<feed>` DAG publishes a new batch of its raw table. `edw build` runs the same build in one
 `dbt build` from the command line.
 """
@@ -39,7 +41,7 @@ def build_warehouse_dag():
     )
     env = dbt_environment()
     target = env["EDW_DBT_TARGET"]
-    return DbtDag(
+    dag = DbtDag(
         dag_id=WAREHOUSE_DAG_ID,
         project_config=ProjectConfig(
             dbt_project_path=DBT_PROJECT,
@@ -70,3 +72,28 @@ def build_warehouse_dag():
             "on_failure_callback": on_failure,
         },
     )
+    _raw_tables_first(dag)
+    return dag
+
+
+def _raw_tables_first(dag) -> None:
+    """Put ``ensure_raw_tables`` upstream of every dbt task: dbt's staging views read every raw table."""
+    import logging
+
+    from airflow.sdk import task
+
+    roots = list(dag.roots)
+    with dag:
+
+        @task(task_id="ensure_raw_tables")
+        def ensure_raw_tables() -> dict:
+            from ..transform import describe_raw_tables, prepare_raw_tables
+
+            prepared = prepare_raw_tables()
+            for line in describe_raw_tables(prepared):
+                logging.getLogger(__name__).warning("warehouse__build: %s", line)
+            return {"created": prepared.created, "never_loaded": prepared.never_loaded}
+
+        first = ensure_raw_tables()
+    for root in roots:
+        first >> root

@@ -129,3 +129,33 @@ def ensure_pipeline_tables(warehouse, feed: Feed) -> list[str]:
     warehouse.ensure_table(AUDIT, "watermarks", WATERMARKS, primary_key=["feed"])
     ensure_masked_quarantine(warehouse, feed)
     return added
+
+
+def existing_tables(warehouse, schema: str) -> set[str]:
+    """The tables and views of ``schema`` that exist."""
+    rows = warehouse.query(
+        "select table_name from information_schema.tables where table_schema = ?", [schema]
+    ).to_pylist()
+    return {r["table_name"] for r in rows}
+
+
+def ensure_raw_tables(warehouse, feeds: list[Feed]) -> list[str]:
+    """Create, empty, the ``raw.<feed>`` tables of ``feeds`` that do not exist (the pipeline's own DDL), so
+    dbt's staging views of feeds never ingested have a relation to read; returns the feeds created.
+    Existing tables are left as they are (their next batch adds any column the catalog gained)."""
+    warehouse.ensure_schema(RAW)
+    present = existing_tables(warehouse, RAW)
+    created = []
+    for feed in feeds:
+        if feed.name not in present:
+            warehouse.ensure_table(RAW, feed.name, raw_columns(feed))
+            created.append(feed.name)
+    return created
+
+
+def loaded_feeds(warehouse) -> set[str]:
+    """Feeds with at least one loaded batch in ``audit.batches`` (none when nothing was ingested yet)."""
+    if "batches" not in existing_tables(warehouse, AUDIT):
+        return set()
+    rows = warehouse.query("select distinct feed from audit.batches where status = 'loaded'").to_pylist()
+    return {r["feed"] for r in rows}
