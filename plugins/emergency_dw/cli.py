@@ -193,22 +193,47 @@ def _print_batches(outcomes: list) -> None:
     console.print(table)
 
 
+def _print_file_batch(result, landed) -> None:
+    """What a department's file became: its days, its counts, and per failed rule what was held."""
+    extra = f"; extra columns kept in _extra: {result.extra_columns}" if result.extra_columns else ""
+    console.print(
+        f"[green]loaded[/] {result.batch_id}, covering {landed.covers}: extracted {result.rows_extracted:,}, "
+        f"loaded {result.rows_loaded:,}, quarantined {result.rows_quarantined:,}{extra}"
+    )
+    console.print(f"  landed as {landed.path}")
+    failed = [o for o in result.outcomes if not o.success and not o.skipped]
+    if not failed:
+        console.print("  every rule passed")
+        return
+    table = Table(title=f"Rules that failed on {result.batch_id}")
+    for header in ("rule", "severity", "rows", "what happened", "what the rule checks"):
+        table.add_column(header, justify="right" if header == "rows" else "left")
+    for o in sorted(failed, key=lambda o: (-o.unexpected_count, o.name)):
+        happened = "quarantined" if o.severity == "row" else "flagged, loaded"
+        table.add_row(o.name, o.severity, f"{o.unexpected_count:,}", happened, o.description)
+    console.print(table)
+    console.print(
+        "  a row rule's rows are held in quarantine (the rest loaded): `edw quarantine list`, and after a "
+        f"fix `edw quarantine replay {result.feed}`"
+    )
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
+    dated = args.from_date is not None or args.to_date is not None
+    if dated and not args.file:
+        raise ValueError("--from/--to name the days of a file (edw ingest FEED --file PATH --from D --to D)")
     if args.file:
         if not args.feed:
             raise ValueError("name the feed the file belongs to: edw ingest FEED --file PATH")
         from .pipeline.ingest import BatchFailed, land_file, validate_and_load
 
         try:
-            result = validate_and_load(land_file(args.feed, Path(args.file)))
+            landed = land_file(args.feed, Path(args.file), args.from_date, args.to_date)
+            result = validate_and_load(landed)
         except BatchFailed as exc:
             console.print(f"[red]batch failed:[/] {exc}")
             return 1
-        extra = f"; extra columns kept in _extra: {result.extra_columns}" if result.extra_columns else ""
-        console.print(
-            f"[green]loaded[/] {result.batch_id}: extracted {result.rows_extracted:,}, "
-            f"loaded {result.rows_loaded:,}, quarantined {result.rows_quarantined:,}{extra}"
-        )
+        _print_file_batch(result, landed)
         return 0
     if args.all == bool(args.feed):
         raise ValueError("name one feed (edw ingest FEED --date D) or use --all")
@@ -636,6 +661,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=1, help="number of days from --date")
     p.add_argument(
         "--file", help="a department's exported file (csv, xlsx, parquet) to send through the same path"
+    )
+    p.add_argument(
+        "--from",
+        dest="from_date",
+        type=_date,
+        default=None,
+        help="with --file: the first local day the file covers (default: from its records' event time)",
+    )
+    p.add_argument(
+        "--to",
+        dest="to_date",
+        type=_date,
+        default=None,
+        help="with --file: the last local day the file covers (default: --from, or the records' last day)",
     )
     p.set_defaults(func=cmd_ingest)
 

@@ -68,6 +68,7 @@ class LandedBatch:
     files: list[str] = field(default_factory=list)
     extract_seconds: float = 0.0
     started_at: str = ""
+    covers: str = ""  # a file sent on its own: the days it covers and how they were found
 
     def to_xcom(self) -> dict:
         return asdict(self)
@@ -160,12 +161,24 @@ def extract_and_land(feed_name: str, start: dt.datetime, end: dt.datetime) -> La
     )
 
 
-def land_file(feed_name: str, path: Path) -> LandedBatch:
+def land_file(
+    feed_name: str,
+    path: Path,
+    first_day: dt.date | None = None,
+    last_day: dt.date | None = None,
+    today: dt.date | None = None,
+) -> LandedBatch:
     """A department's exported file, landed as a batch of its own (``edw ingest FEED --file PATH``).
+
+    The batch's interval is the days the file covers (``first_day``..``last_day`` when given, else the
+    days of its records' event time: see ``file_interval.py``), so its ``window`` rules judge a historic
+    export by its own days, not by today. The file lands whole, once, under its first day
+    (``lake/raw/<feed>/dt=<first day>/``): one file, one batch, one checksum, one replay.
 
     Raises ``BatchFailed`` (rule ``source_readable``) when the file cannot be read as what it claims."""
     from ..connectors.base import SourceError
     from ..connectors.file_drop import read_file
+    from .file_interval import file_days
 
     feed = get_feed(feed_name)
     path = Path(path)
@@ -190,7 +203,9 @@ def land_file(feed_name: str, path: Path) -> LandedBatch:
         table = read_file(reader_feed, path)
     except SourceError as exc:
         raise BatchFailed(feed.name, batch_id, "source_readable", str(exc)) from exc
-    landed = lake_path(feed, batch_id, dt.datetime.now(LOCAL_TZ).date())
+    days = file_days(feed, table, path, first_day, last_day, today)
+    start, end = days.interval
+    landed = lake_path(feed, batch_id, days.first)
     _write_atomic(landed, _stringify_nested(table))
     return LandedBatch(
         feed=feed.name,
@@ -198,10 +213,11 @@ def land_file(feed_name: str, path: Path) -> LandedBatch:
         path=str(landed),
         rows=table.num_rows,
         source=str(path),
-        interval_start=None,
-        interval_end=None,
+        interval_start=start.isoformat(),
+        interval_end=end.isoformat(),
         extract_seconds=time.perf_counter() - started,
         started_at=dt.datetime.now(dt.UTC).isoformat(),
+        covers=days.describe(),
     )
 
 
@@ -234,8 +250,9 @@ def _raw_arrow(frame: pd.DataFrame, feed: Feed, keep: np.ndarray, lineage: dict)
 
 
 def batch_window(landed: LandedBatch) -> tuple[dt.datetime, dt.datetime]:
-    """The interval a batch's ``window`` rules are measured from: the batch's own; for a file sent on its
-    own (no interval), the local day of the date stamp in its name, else the local day it was loaded."""
+    """The interval a batch's ``window`` rules are measured from: the batch's own (a file sent on its own
+    has the days it covers); for a file batch landed before intervals were kept, the local day of the
+    date stamp in its name, else the local day it was loaded."""
     if landed.interval_start and landed.interval_end:
         start = pd.Timestamp(landed.interval_start).to_pydatetime()
         return start, pd.Timestamp(landed.interval_end).to_pydatetime()
