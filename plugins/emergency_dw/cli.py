@@ -156,13 +156,17 @@ def _ingest_days(feeds: list[str], days: list[dt.date]) -> list:
     from .embedded import airflow_environment, embedded_sources
 
     airflow_environment()
+    from .pipeline.suites import expected_daily
     from .runner import run_days
 
     def show(outcome) -> None:
         batch = outcome.batch or {}
         if outcome.state == "success":
+            # a feed that sends rows every day and sent none is news even where its volume is not judged yet
+            empty = not batch.get("rows_extracted") and expected_daily(catalog.get_feed(outcome.feed))
+            label = "[yellow]empty[/] " if empty else "[green]ok[/]    "
             console.print(
-                f"  [green]ok[/]     {outcome.feed:34} {outcome.day}  extracted {batch.get('rows_extracted', 0):>9,}  "
+                f"  {label} {outcome.feed:34} {outcome.day}  extracted {batch.get('rows_extracted', 0):>9,}  "
                 f"loaded {batch.get('rows_loaded', 0):>9,}  quarantined {batch.get('rows_quarantined', 0):>5,}  "
                 f"{outcome.seconds:5.1f} s"
             )
@@ -387,6 +391,31 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0 if _docs()[0] else 1
 
 
+HELD_RULES_SHOWN = 10  # the rest summed in one line; run_summary.json and the audit page hold them all
+
+
+def _print_held_by_rule(holds: list) -> None:
+    """The defects caught, by rule: the rules that held most rows, the others summed."""
+    if not holds:
+        return
+    table = Table(title="Rows held in quarantine by rule: defects caught in what the sources sent")
+    for header in ("rule", "feeds", "batches", "rows held", "what the rule checks"):
+        table.add_column(header, justify="right" if header in ("batches", "rows held") else "left")
+    for hold in holds[:HELD_RULES_SHOWN]:
+        feeds = ", ".join(hold.feeds[:3]) + (f" +{len(hold.feeds) - 3}" if len(hold.feeds) > 3 else "")
+        table.add_row(hold.rule, feeds, str(hold.batches), f"{hold.rows:,}", hold.description)
+    rest = holds[HELD_RULES_SHOWN:]
+    if rest:
+        table.add_row(
+            f"{len(rest)} other rules",
+            "",
+            str(sum(h.batches for h in rest)),
+            f"{sum(h.rows for h in rest):,}",
+            "in run_summary.json (held_by_rule) and on the audit page",
+        )
+    console.print(table)
+
+
 def _print_run_summary(summary) -> None:
     """The run summary (emergency_dw.reports.summary.RunSummary) as tables."""
     from .reports.charts import duration
@@ -420,14 +449,29 @@ def _print_run_summary(summary) -> None:
         "yes" if all(f.reconciles for f in summary.feeds) else "[red]NO[/]",
     )
     console.print(table)
+    if summary.volume_flags:
+        table = Table(title="Empty or short batches of feeds expected daily")
+        for header in ("feed", "day", "status", "extracted", "problem"):
+            table.add_column(header, justify="right" if header == "extracted" else "left")
+        for flag in summary.volume_flags:
+            colour = "red" if flag.status == "failed" else "yellow"
+            table.add_row(
+                flag.feed,
+                flag.day or "",
+                f"[{colour}]{flag.status}[/]",
+                f"{flag.rows_extracted:,}",
+                flag.problem,
+            )
+        console.print(table)
     v = summary.validation
     if v is not None and v.pass_rate is not None:
         severities = ", ".join(f"{name} {e['passed']}/{e['evaluated']}" for name, e in v.by_severity.items())
         console.print(
             f"[bold]Validation[/]: {v.expectations_passed:,} of {v.expectations_evaluated:,} expectation runs "
-            f"passed ([bold]{v.pass_rate:.1%}[/]; {severities}; {v.expectations_skipped} not run); "
-            "failing rows are quarantined, failing critical rules fail the batch"
+            f"passed ([bold]{v.pass_rate:.1%}[/]; {severities}; {v.expectations_skipped} not run)"
         )
+        _print_held_by_rule(summary.held_by_rule)
+        console.print("\n".join(summary.validation_explained))
     if summary.top_enterprises:
         counts = ", ".join(f"{name} {n:,}" for name, n in summary.risk_level_counts.items())
         table = Table(

@@ -36,6 +36,7 @@ from .tables import (
     raw_columns,
 )
 from .validate import RuleOutcome, run_suite
+from .volume import row_count_band
 
 ARROW_TYPES = {
     "string": pa.string(),
@@ -319,26 +320,14 @@ def _resolve_rules(
             else:
                 r["skipped"] = f"reference {ref['table']}.{ref['column']} has no rows yet"
         if history:
-            counts = (
-                warehouse.query(
-                    "select rows_extracted from audit.batches where feed = ? and status = 'loaded' and batch_id <> ? "
-                    "order by interval_start desc limit ?",
-                    [feed.name, batch_id, int(history.get("batches", 7))],
-                )
-                .column("rows_extracted")
-                .to_pylist()
-            )
-            if len(counts) < int(history.get("min_history", 3)):
-                r["skipped"] = (
-                    f"only {len(counts)} earlier batches; the band needs {history.get('min_history', 3)}"
-                )
+            band = row_count_band(warehouse, feed, batch_id, history, interval)
+            if band.skipped:
+                r["skipped"] = band.skipped
             else:
-                median = float(np.median(counts))
-                r["kwargs"]["min_value"] = int(np.floor(median * float(history.get("low", 0.2))))
-                r["kwargs"]["max_value"] = int(np.ceil(median * float(history.get("high", 5.0))))
-                r["description"] = (
-                    f"{r.get('description', '')} (band {r['kwargs']['min_value']}..{r['kwargs']['max_value']} from {len(counts)} batches)".strip()
-                )
+                for key in ("min_value", "max_value"):
+                    if getattr(band, key) is not None:
+                        r["kwargs"][key] = getattr(band, key)
+                r["description"] = f"{r.get('description', '')} {band.basis}".strip()
         resolved.append(r)
     return resolved
 
@@ -399,6 +388,18 @@ def _warehouse(url: str):
         warehouse.close()
 
 
+def _critical_message(outcome: RuleOutcome) -> str:
+    """What failed the batch, in words: a row count is told as one (an empty delivery says it sent 0 rows)."""
+    if outcome.expectation == "expect_table_row_count_to_be_between":
+        rows = f"{outcome.observed:,}" if isinstance(outcome.observed, int) else str(outcome.observed)
+        return (
+            f"the batch holds {rows} rows, outside its band; {outcome.description}. "
+            "Ask the department whether the export or the interface broke, then rerun the batch"
+        )
+    what = outcome.description or outcome.expectation
+    return f"{what} failed ({outcome.unexpected_count} unexpected; observed {outcome.observed})"
+
+
 def _validate_and_load(warehouse_url: str, feed: Feed, landed: LandedBatch) -> BatchResult:
     started = time.perf_counter()
     table = pq.read_table(landed.path)
@@ -434,11 +435,7 @@ def _validate_and_load(warehouse_url: str, feed: Feed, landed: LandedBatch) -> B
         validate_seconds = time.perf_counter() - started
         critical = [o for o in outcomes if o.severity == "critical" and not o.success]
         if critical:
-            first = critical[0]
-            failure = (
-                first.name,
-                f"{first.description or first.expectation} failed ({first.unexpected_count} unexpected; observed {first.observed})",
-            )
+            failure = (critical[0].name, _critical_message(critical[0]))
         row_failures = [o for o in outcomes if o.severity == "row" and not o.success]
         if row_failures:
             quarantined = np.unique(np.concatenate([o.rows for o in row_failures]))

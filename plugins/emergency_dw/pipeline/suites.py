@@ -16,10 +16,14 @@ Expectations 1.x expectation type and ``severity`` one of:
 Hand-written rules may also carry ``derive`` (new columns computed with ``DataFrame.eval`` before
 validation), ``reference`` (the value set is read from a warehouse table at run time; GX validates
 the derived column ``_unknown__<column>``, the value where it is not in that set, as null), ``history``
-(the row-count band comes from the feed's recent loaded batches) or ``window``
+(the row-count band comes from the feed's recent loaded batches: see ``volume.py``) or ``window``
 (``{"column", "days_before", "days_after"}``: the bounds of ``expect_column_values_to_be_between`` come
-from the batch's interval, widened by those days; a file sent on its own is measured from the day in
-its name, else the day it is loaded).
+from the batch's interval, widened by those days; a file sent on its own covers the days of its records'
+event time, see ``file_interval.py``).
+
+Every feed expected daily (see :func:`expected_daily`) gets a generated ``row_count_in_band`` rule: an
+empty or far smaller delivery fails the batch. A hand-written rule named like a generated one replaces
+it (a reviewed exception to the catalog's default): :func:`all_rules` keeps the hand-written one.
 """
 
 from __future__ import annotations
@@ -32,6 +36,12 @@ from typing import Any
 from ..catalog import Feed
 
 SEVERITIES = ("critical", "row", "warn")
+DAILY_SCHEDULES = ("@daily", "0 0 * * *")
+ROW_COUNT_RULE = "row_count_in_band"
+# The row-count band of a feed expected daily (the ``history`` of ``row_count_in_band``): rows per day within
+# low..high x the median of the last ``batches`` loaded batches once ``min_history`` exist; until then a
+# feed the catalog expects to send at least ``floor_from_rows_per_day`` rows a day must send one.
+DEFAULT_HISTORY = {"batches": 7, "low": 0.2, "high": 5.0, "min_history": 3, "floor_from_rows_per_day": 1000}
 
 
 def expectations_dir() -> Path:
@@ -49,6 +59,32 @@ def rule(name: str, expectation: str, severity: str, description: str, **kwargs:
         "kwargs": kwargs,
         "severity": severity,
         "description": description,
+    }
+
+
+def expected_daily(feed: Feed) -> bool:
+    """The feed sends events every day (not a snapshot of reference data): a day without rows is news."""
+    return not feed.snapshot and feed.rows_per_day > 0 and feed.schedule in DAILY_SCHEDULES
+
+
+def row_count_rule(feed: Feed) -> dict:
+    """``row_count_in_band`` of a feed expected daily, from the catalog (``DEFAULT_HISTORY``)."""
+    h = DEFAULT_HISTORY
+    if feed.rows_per_day >= h["floor_from_rows_per_day"]:
+        until = f"until {h['min_history']} exist, at least one row"
+    else:
+        until = f"not judged until {h['min_history']} exist (a quiet day may hold none)"
+    return {
+        **rule(
+            ROW_COUNT_RULE,
+            "expect_table_row_count_to_be_between",
+            "critical",
+            f"{feed.name} sends rows every day (about {feed.rows_per_day:,} a day at full volume), so an empty "
+            f"or far smaller delivery is broken upstream: the batch's rows per day lie within "
+            f"{h['low']:g}x..{h['high']:g}x the median of its last {h['batches']} loaded batches, widened for "
+            f"chance at small counts; {until}",
+        ),
+        "history": dict(h),
     }
 
 
@@ -123,6 +159,8 @@ def catalog_rules(feed: Feed) -> list[dict]:
                 ignore_row_if="either_value_is_missing",
             )
         )
+    if expected_daily(feed):
+        rules.append(row_count_rule(feed))
     return rules
 
 
@@ -157,4 +195,6 @@ def write_suite(feed: Feed) -> Path:
 
 
 def all_rules(suite: dict) -> list[dict]:
-    return [*suite["generated_from_catalog"], *suite["rules"]]
+    """The suite's rules to run: the generated ones, each replaced by a hand-written rule of its name."""
+    written = {r.get("name") for r in suite["rules"]}
+    return [*(r for r in suite["generated_from_catalog"] if r["name"] not in written), *suite["rules"]]

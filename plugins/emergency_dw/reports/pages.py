@@ -1,7 +1,8 @@
 """The static report pages, generated from the warehouse into ``$EDW_DATA_DIR/docs/``:
 
 * ``audit/index.html``: batches and their reconciliation, quarantine by feed and rule, validation
-  history per expectation and run, failed batches with their error (for auditors);
+  history per expectation and run, failed batches with their error, empty or short batches of feeds
+  expected daily (for auditors);
 * ``map/index.html``: the situation map: enterprises by risk level, open incidents and shelters, per town;
 * ``response/index.html``: response-time distributions per channel and interval against their targets.
 
@@ -196,6 +197,7 @@ def audit_context(warehouse: Warehouse, report_settings: ReportSettings, days: l
     return {
         "batches": [{"b": b, "department": _department_of(b.feed)} for b in batches],
         "failed": [b for b in batches if b.status == "failed"],
+        "volume_flags": summary.volume_flags(batches, results),
         "unreconciled": [b for b in batches if not b.reconciles],
         "quarantine": quarantine,
         "quarantine_total": sum(b.rows_quarantined for b in batches),

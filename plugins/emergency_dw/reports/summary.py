@@ -1,15 +1,19 @@
 """The run summary: what a run left in the warehouse, read back from it (``edw run`` prints it and writes
 it as ``$EDW_DATA_DIR/run_summary.json``).
 
-Rows per feed (extracted, loaded, quarantined, rejected) from ``audit.batches``; the validation pass rate
-from ``audit.validation_results``; the top enterprises by risk on the latest risk_date; response-time
-p50/p90 per channel and interval against the seed response_targets; and where each output is.
+Rows per feed (extracted, loaded, quarantined, rejected) from ``audit.batches``; the batches of feeds
+expected daily that came empty or outside their row-count band; the validation pass rate from
+``audit.validation_results``, explained: how many rows each rule held in quarantine (a failing row rule
+caught defects in what the sources sent; it does not fail the run); the top enterprises by risk on the
+latest risk_date; response-time p50/p90 per channel and interval against the seed response_targets; and
+where each output is.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +22,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from ..catalog import department, get_feed
+from ..pipeline.suites import ROW_COUNT_RULE, expected_daily
 from ..warehouse import Warehouse, connect
 from . import queries
 from .report_settings import ReportSettings, load_report_settings
@@ -45,6 +50,30 @@ class Validation:
     expectations_skipped: int  # not run (e.g. a rule whose column was missing)
     pass_rate: float | None  # passed / evaluated
     by_severity: dict[str, dict[str, int]]  # severity -> {evaluated, passed}
+
+
+@dataclass
+class RuleHold:
+    """Rows one rule held in quarantine, over the feeds it failed on."""
+
+    rule: str
+    severity: str
+    feeds: list[str]
+    batches: int
+    rows: int
+    description: str  # what the rule checks (as written for the first feed)
+
+
+@dataclass
+class VolumeFlag:
+    """A batch of a feed expected daily that came empty, or outside its row-count band."""
+
+    feed: str
+    day: str | None
+    batch_id: str
+    status: str
+    rows_extracted: int
+    problem: str
 
 
 @dataclass
@@ -89,6 +118,9 @@ class RunSummary:
     response: list[ChannelResponse]
     outputs: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # what could not be read, and what to do
+    held_by_rule: list[RuleHold] = field(default_factory=list)  # most rows first
+    volume_flags: list[VolumeFlag] = field(default_factory=list)
+    validation_explained: list[str] = field(default_factory=list)  # what the pass rate means, in sentences
 
     @property
     def totals(self) -> dict[str, int]:
@@ -170,6 +202,104 @@ def validation(results: list[queries.ValidationResult]) -> Validation:
     )
 
 
+def holds_by_rule(
+    groups: list[queries.QuarantineGroup], results: list[queries.ValidationResult]
+) -> list[RuleHold]:
+    """Rows held in quarantine per rule (a row failing two rules counts under both), most first."""
+    info = {}
+    for r in results:
+        info.setdefault(r.rule, r)
+    merged: dict[str, RuleHold] = {}
+    for g in groups:
+        known = info.get(g.rule)
+        hold = merged.setdefault(
+            g.rule,
+            RuleHold(
+                g.rule,
+                known.severity if known else "row",
+                [],
+                0,
+                0,
+                (known.description or "") if known else "",
+            ),
+        )
+        hold.feeds.append(g.feed)
+        hold.batches += len(g.batch_ids)
+        hold.rows += g.rows
+    return sorted(merged.values(), key=lambda h: (-h.rows, h.rule))
+
+
+def _band_basis(description: str | None) -> str:
+    """The bounds a ``row_count_in_band`` run used: the parenthesis its description ends with."""
+    found = re.search(r"\(([^()]*)\)$", description or "")
+    return found.group(1) if found else ""
+
+
+def volume_flags(batches: list[queries.Batch], results: list[queries.ValidationResult]) -> list[VolumeFlag]:
+    """Batches of feeds expected daily that their row-count band failed, or that came empty (with what the
+    band said of them: a quiet day of a small feed is within it, a feed without history is not judged)."""
+    band = {r.batch_id: r for r in results if r.rule == ROW_COUNT_RULE}
+    flags = []
+    for b in batches:
+        try:
+            daily = expected_daily(get_feed(b.feed))
+        except KeyError:
+            daily = False
+        verdict = band.get(b.batch_id)
+        basis = _band_basis(verdict.description) if verdict else ""
+        if b.failed_rule == ROW_COUNT_RULE:
+            problem = f"{b.rows_extracted:,} rows, outside its band ({basis}): failed, nothing loaded"
+        elif daily and b.rows_extracted == 0:
+            if verdict is None:
+                problem = "empty: the feed sends rows every day and sent none"
+            elif verdict.skipped:
+                problem = f"empty; its volume is not judged yet ({verdict.skipped})"
+            else:
+                problem = f"empty, within its band ({basis}): a quiet day is plausible at this volume"
+        else:
+            continue
+        day = b.day.isoformat() if b.day else None
+        flags.append(VolumeFlag(b.feed, day, b.batch_id, b.status, b.rows_extracted, problem))
+    return flags
+
+
+def explain_validation(
+    v: Validation, feeds: list[FeedRows], holds: list[RuleHold], flags: list[VolumeFlag]
+) -> list[str]:
+    """The pass rate in words: what the failed expectation runs did, so 66 % does not read as a failure."""
+    if v.pass_rate is None:
+        return []
+    failed = {name: e["evaluated"] - e["passed"] for name, e in v.by_severity.items()}
+    extracted = sum(f.rows_extracted for f in feeds)
+    held = sum(f.rows_quarantined for f in feeds)
+    batches = sum(f.batches for f in feeds)
+    failed_batches = sum(f.failed_batches for f in feeds)
+    share = f" ({held / extracted:.2%})" if extracted else ""
+    most = ", most by " + ", ".join(f"{h.rule} ({h.rows:,})" for h in holds[:3]) if holds else ""
+    lines = [
+        f"The pass rate counts defects caught, not pipeline failures: {v.pass_rate:.1%} of the expectation runs "
+        "found nothing, and each of the others caught something in what the sources sent and did what its "
+        "severity says:",
+        f"  row rules: {failed.get('row', 0):,} runs failed and held their rows in quarantine: "
+        f"{held:,} of {extracted:,} rows extracted{share}{most}; the rest of each batch loaded",
+        f"  whole batches: {failed_batches} of {batches} failed and loaded nothing (critical rules failed "
+        f"{failed.get('critical', 0):,} runs; a schema change or an unreadable source fails a batch too): "
+        "audit.batches.error says why",
+        f"  warnings: {failed.get('warn', 0):,} runs flagged something and loaded everything",
+    ]
+    if flags:
+        failing = sum(f.status == "failed" for f in flags)
+        lines.append(
+            f"  volume: {len(flags)} batch(es) of feeds expected daily came empty or outside their band "
+            f"({failing} failed)"
+        )
+    lines.append(
+        "What needs a person: the failed batches and volume flags above, and the held rows "
+        "(edw quarantine list; after a fix, edw quarantine replay FEED)."
+    )
+    return lines
+
+
 def channel_response(
     incidents: list[dict], intervals: list[str], targets: list[queries.Target]
 ) -> list[ChannelResponse]:
@@ -230,7 +360,14 @@ def _collect(
         summary.days = [d.isoformat() for d in days]
         batches = queries.batches(warehouse, days)
         summary.feeds = feed_rows(batches)
-        summary.validation = validation(queries.validation_results(warehouse, {b.batch_id for b in batches}))
+        batch_ids = {b.batch_id for b in batches}
+        results = queries.validation_results(warehouse, batch_ids)
+        summary.validation = validation(results)
+        summary.held_by_rule = holds_by_rule(queries.quarantine_by_rule(warehouse, batch_ids), results)
+        summary.volume_flags = volume_flags(batches, results)
+        summary.validation_explained = explain_validation(
+            summary.validation, summary.feeds, summary.held_by_rule, summary.volume_flags
+        )
     except queries.MissingTable as exc:
         problems.append(f"rows per feed and validation: {exc}")
     try:
