@@ -154,3 +154,8 @@ def offset_points(
         np.round(lat + km * np.cos(angle) / KM_PER_DEG_LAT, 6),
         np.round(lon + km * np.sin(angle) / KM_PER_DEG_LON, 6),
     )
+
+
+def local_dates(stamps: pd.DatetimeIndex) -> list[dt.date]:
+    """The local day of each UTC timestamp (a snapshot record's dates are relative to when it last changed)."""
+    return list(pd.DatetimeIndex(stamps).tz_convert(LOCAL_TZ).date)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ...catalog import get_feed
-from ..common import day_start_utc, end_of_day, seconds_into_day
+from ..common import day_start_utc, end_of_day, local_dates, seconds_into_day
 from .base import DayOutput, SimContext, conform, generator
 
 HAZARD_WINDOW_DAYS = 30  # a hazard is rectified within this many days of being found, or stays open
@@ -37,8 +37,12 @@ def enterprise_safety_profiles(ctx: SimContext, day: dt.date) -> DayOutput:
     ].copy()
     rng = ctx.rng(feed.name, None, "inspected")
     ents["contracted_capacity_kw"] = ents["capacity_kw"]
-    ents["last_inspected_on"] = [day - dt.timedelta(days=int(x)) for x in rng.integers(5, 720, len(ents))]
+    # a profile changes when it is updated: its last inspection is dated from that update, not from today
     ents["updated_at"] = ctx.world.touch_times(feed.name, len(ents), day)
+    ents["last_inspected_on"] = [
+        touched - dt.timedelta(days=int(x))
+        for touched, x in zip(local_dates(ents["updated_at"]), rng.integers(5, 720, len(ents)), strict=True)
+    ]
     return DayOutput(conform(feed, ents))
 
 

@@ -20,6 +20,7 @@ from ..common import (
     end_of_day,
     id_numbers,
     jitter,
+    local_dates,
     person_names,
     phones,
     scaled,
@@ -85,6 +86,7 @@ def generic_day(ctx: SimContext, day: dt.date, feed: Feed) -> DayOutput:
         town_idx = np.repeat(town_idx, 24)
     data: dict[str, object] = {}
     times: dict[str, pd.DatetimeIndex] = {}
+    touched = ctx.world.touch_times(feed.name, n, day) if shape == "snapshot" else None
     enterprises = ctx.world.enterprises["enterprise_id"].to_numpy()
     for col in feed.columns:
         name = col.name
@@ -119,7 +121,12 @@ def generic_day(ctx: SimContext, day: dt.date, feed: Feed) -> DayOutput:
         elif col.type == "boolean":
             data[name] = rng.random(n) < 0.3
         elif col.type == "date":
-            data[name] = [day - dt.timedelta(days=int(x)) for x in rng.integers(-400, 3000, n)]
+            # a snapshot record's dates move only when the record changes (when its updated_at does)
+            anchors = local_dates(touched) if shape == "snapshot" else [day] * n
+            data[name] = [
+                a - dt.timedelta(days=int(x))
+                for a, x in zip(anchors, rng.integers(-400, 3000, n), strict=True)
+            ]
         elif col.type == "timestamp":
             if name == feed.event_time and shape == "series":
                 data[name] = day_start_utc(day) + pd.to_timedelta(np.tile(np.arange(24), entities), unit="h")
@@ -149,7 +156,7 @@ def generic_day(ctx: SimContext, day: dt.date, feed: Feed) -> DayOutput:
             ]
     frame = pd.DataFrame(data)
     if shape == "snapshot":
-        frame["updated_at"] = ctx.world.touch_times(feed.name, n, day)
+        frame["updated_at"] = touched
     else:
         event = pd.DatetimeIndex(frame[feed.event_time])
         latest = event
