@@ -214,7 +214,7 @@ cable_readings_sequenced as (
 
     select
         cable_readings.*,
-        lag(reading_at) over (partition by cable_id order by reading_at) as previous_read_at
+        lag(reading_at) over (partition by cable_id order by reading_at) as previous_reading_at
     from cable_readings
 
 ),
@@ -233,7 +233,11 @@ cable_intervals as (
         cast(null as double precision) as reference_value,
         cast(null as double precision) as before_value,
         cast(null as double precision) as after_value,
-        cable_readings.previous_read_at
+        -- as far back as the day before, as for the meters (int_power_readings_sequenced)
+        case
+            when {{ local_date('cable_readings.previous_reading_at') }} >= cable_readings.reading_date - 1
+                then cable_readings.previous_reading_at
+        end as previous_read_at
     from cable_readings_sequenced as cable_readings
     cross join settings
     where cable_readings.temperature_c >= settings.cable_temperature_c

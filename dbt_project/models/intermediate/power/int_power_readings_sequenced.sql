@@ -8,8 +8,8 @@
 -- is_after_gap: the interval before has no usable reading (missing or offline). That first reading back
 -- may carry the energy of the gap (a catch-up reading): the relative rules (abnormal_fluctuation, surge)
 -- ignore it; overload and suspension_violation, which judge the level itself, do not.
--- previous_read_at: the meter's last reading before this one that is not offline (however long ago): two
--- flagged readings with only missing or offline readings between them can be one event.
+-- previous_read_at: the meter's last reading before this one that is not offline, on the same local day or
+-- the day before: two flagged readings with only missing or offline readings between them can be one event.
 -- Incremental: rebuilds the local days of the readings loaded since its last build (however old) and the
 -- day after each (whose first reading steps from the last of the day before); see changed_dates.
 
@@ -127,7 +127,9 @@ final as (
                 and reading_state = 'usable'
                 then load_kw - previous_reading_load_kw
         end as step_kw,
-        previous_read_at,
+        -- as far back as the day before: what a build of one day reads (full builds agree)
+        case when {{ local_date('previous_read_at') }} >= reading_date - 1 then previous_read_at end
+            as previous_read_at,
         {{ built_at() }} as _built_at
     from readings_with_previous
     where {{ in_build_dates('reading_date', build_dates) }}

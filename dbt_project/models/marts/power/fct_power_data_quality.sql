@@ -1,9 +1,11 @@
 -- What the power rules could not see, and why: data problems of the meters, never safety warnings.
 -- One row per episode (issue):
 --   meter_offline               consecutive readings with load 0 and no voltage (the meter or its supply off);
---   missing_readings            15-minute intervals without a reading between two readings of a meter;
---   meter_silent                a meter that stopped reading (its last reading is an hour or more before the
---                               latest reading of the feed): replaced, removed or out of reach; open-ended;
+--   missing_readings            15-minute intervals without a reading between two readings of a meter, the
+--                               first on the same local day or the day before;
+--   meter_silent                a meter that stopped reading for the rest of the day and the next while the
+--                               feed read on for an hour or more: replaced, removed or out of reach;
+--                               open-ended;
 --   implausible_reading         readings above max_plausible_ratio x the contracted capacity;
 --   no_contracted_capacity      a metered day of an enterprise whose safety profile has no contracted
 --                               capacity: overload and suspension_violation cannot be judged;
@@ -87,10 +89,36 @@ readings_ordered as (
         readings.*,
         lag(reading_at) over by_meter as previous_reading_at,
         lag(reading_state) over by_meter as previous_reading_state,
-        max(reading_at) over () as feed_last_reading_at,
-        max(reading_at) over (partition by meter_id) as meter_last_reading_at
+        lead(reading_at) over by_meter as next_reading_at
     from readings
     window by_meter as (partition by meter_id order by reading_at)
+
+),
+
+-- the feed's last reading of each local day
+feed_days as (
+
+    select reading_date, max(reading_at) as last_reading_at
+    from readings
+    group by reading_date
+
+),
+
+-- a meter's last reading before a silence of the rest of that day and the next, and the feed's last reading
+-- over those two days (what a build of one day reads, so a full build says the same)
+meter_last_readings as (
+
+    select
+        readings_ordered.meter_id,
+        readings_ordered.enterprise_id,
+        readings_ordered.reading_at,
+        max(feed_days.last_reading_at) as feed_last_reading_at
+    from readings_ordered
+    inner join feed_days
+        on feed_days.reading_date between readings_ordered.reading_date and readings_ordered.reading_date + 1
+    where readings_ordered.next_reading_at is null
+        or {{ local_date('readings_ordered.next_reading_at') }} > readings_ordered.reading_date + 1
+    group by readings_ordered.meter_id, readings_ordered.enterprise_id, readings_ordered.reading_at
 
 ),
 
@@ -140,6 +168,9 @@ gap_episodes as (
         'no reading delivered for these intervals (events across them are not split)' as detail
     from readings_ordered
     where reading_at > previous_reading_at + interval '15 minutes'
+        -- a reading of the same or the day before: a longer silence is judged by the days it covers
+        -- (meter_silent, relative_rules_not_applied), and what a build reads stays the same, full or not
+        and {{ local_date('previous_reading_at') }} >= reading_date - 1
 
 ),
 
@@ -152,11 +183,10 @@ silent_meters as (
         reading_at + interval '15 minutes' as started_at,
         cast(null as timestamp with time zone) as ended_at,
         0 as readings,
-        'the meter has not read since (replaced, removed or out of reach); the feed read until '
+        'the meter has not read since (replaced, removed or out of reach) while the feed read until '
             || cast(feed_last_reading_at as varchar) as detail
-    from readings_ordered
-    where reading_at = meter_last_reading_at
-        and meter_last_reading_at <= feed_last_reading_at - interval '1 hour'
+    from meter_last_readings
+    where reading_at <= feed_last_reading_at - interval '1 hour'
 
 ),
 
