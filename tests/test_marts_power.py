@@ -71,6 +71,7 @@ RISK_COLUMNS = [
     "risk_index",
     "risk_level",
     "top_factors",
+    "_built_at",
 ]
 POWER_MODELS = [
     "intermediate.int_power_readings_sequenced",
@@ -85,6 +86,7 @@ POWER_MODELS = [
     "marts.fct_power_anomalies",
     "marts.fct_power_data_quality",
 ]
+RISK_MODELS = ["intermediate.int_enterprise_risk_points", "marts.fct_enterprise_risk_daily"]
 
 
 @dataclass
@@ -271,11 +273,12 @@ def test_the_warehouse_equals_the_rules_recomputed_in_pandas(built: Built):
 
 
 def test_a_day_delivered_late_gives_the_marts_of_a_full_rebuild(built: Built):
-    """Day 5 arrived after the builds of days 6 to 14: the next build took it in (its warnings, and the
-    usual of the days after it, whose lookback holds it), and a full rebuild of the same warehouse gives
-    every power table row for row (but when it was built)."""
+    """Day 5 arrived after the builds of days 6 to 14: the next build took it in (its warnings, the usual
+    of the days after it, whose lookback holds it, and the risk of the days whose monitoring window holds
+    its warnings), and a full rebuild of the same warehouse gives every power and risk table row for row
+    (but when it was built)."""
     url = built.url
-    before = {t: _frame(url, f"select * from {t}") for t in POWER_MODELS}
+    before = {t: _frame(url, f"select * from {t}") for t in POWER_MODELS + RISK_MODELS}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EDW_DATA_DIR", str(built.root / "data"))
         run = run_dbt(

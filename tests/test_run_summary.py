@@ -166,4 +166,10 @@ def test_the_production_build_leaves_the_unit_tests_to_ci(run: EdwRun, monkeypat
     monkeypatch.setattr(transform, "run_dbt", lambda args: asked.append(args) or DbtRun(True, args, []))
     monkeypatch.setattr(transform, "prepare_raw_tables", lambda: transform.RawTables([], [], 0))
     assert cli.main(["build", "--unit-tests"]) == 0 and cli.main(["build"]) == 0
-    assert asked == [["build"], ["build", "--exclude-resource-type", "unit_test"]]
+    # after a seed's number changed, every incremental model rebuilds from all it reads
+    assert cli.main(["build", "--full-refresh"]) == 0
+    assert asked == [
+        ["build"],
+        ["build", "--exclude-resource-type", "unit_test"],
+        ["build", "--exclude-resource-type", "unit_test", "--full-refresh"],
+    ]

@@ -191,3 +191,149 @@
     {%- endfor -%}
     {{ return(widened | sort) }}
 {%- endmacro %}
+
+{# What the risk models rebuild (int_enterprise_risk_points; fct_enterprise_risk_daily follows it): a
+   select of (enterprise_id, from_date, to_date), an enterprise_id null meaning every enterprise, built from
+   what changed since the model's last build, however old:
+   - the dates whose power readings were (re)sequenced: the risk dates themselves;
+   - the meter days rescored or cable readings loaded: the risk dates whose monitoring window holds them
+     (an event may start the day before);
+   - weather warnings loaded: the dates they were in force;
+   - inspection hazards loaded (new or updated): that enterprise from the day the hazard was found;
+   - a new version (a later updated_at than any held before) of an enterprise's safety profile, registry
+     entry or special equipment, or of a geohazard point in its town: that enterprise on every date
+     (those are read as their latest snapshot). A source must move updated_at when a record changes.
+   None on a full build or before the model carried _built_at (rebuild everything). #}
+{% macro risk_rebuild_sets() -%}
+    {%- if not execute or model.resource_type != 'model' or this is none or not is_incremental() -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set sequenced = ref('int_power_readings_sequenced') -%}
+    {%- set day_scores = ref('int_power_meter_day_scores') -%}
+    {%- set cables = ref('stg_power__cable_temperature_readings') -%}
+    {%- set warnings = ref('stg_qxj__weather_warnings') -%}
+    {%- set hazards = ref('stg_yjj__hazard_inspections') -%}
+    {%- set registry = ref('stg_amr__enterprise_registry') -%}
+    {%- set parameters = ref('risk_parameters') -%}
+    {%- if not relations_built([this, sequenced, day_scores, cables, warnings, hazards, registry, parameters]) -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- if '_built_at' not in adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set watermark = run_query("select cast(max(_built_at) as varchar) from " ~ this).rows[0][0] -%}
+    {%- if watermark is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set built_since = "cast('" ~ watermark ~ "' as timestamp with time zone)" -%}
+    {%- set loaded_since = built_since ~ " - interval '1 hour'" -%}
+    {%- set all_dates = "cast('0001-01-01' as date), cast('9999-12-31' as date)" -%}
+    {%- set snapshot_versions = [] -%}
+    {%- for feed, key, owner in [
+        ('enterprise_safety_profiles', 'enterprise_id', 'enterprise_id'),
+        ('enterprise_registry', 'enterprise_id', 'enterprise_id'),
+        ('special_equipment', 'equipment_id', 'enterprise_id'),
+        ('geohazard_points', 'point_id', 'town_code'),
+    ] -%}
+        {%- set raw = source('raw', feed) -%}
+        {%- set new_versions -%}
+            select distinct arrived.{{ owner }} as owner
+            from {{ raw }} as arrived
+            where arrived._loaded_at > {{ loaded_since }}
+                and not exists (
+                    select 1 from {{ raw }} as held
+                    where held.{{ key }} = arrived.{{ key }}
+                        and held._loaded_at <= {{ loaded_since }}
+                        and held.updated_at >= arrived.updated_at
+                )
+        {%- endset -%}
+        {%- if owner == 'town_code' -%}
+            {%- do snapshot_versions.append(
+                "select registry.enterprise_id, " ~ all_dates ~ " from " ~ registry ~ " as registry"
+                ~ " inner join (" ~ new_versions ~ ") as changed on registry.town_code = changed.owner") -%}
+        {%- else -%}
+            {%- do snapshot_versions.append("select owner, " ~ all_dates ~ " from (" ~ new_versions ~ ") as changed") -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- set rebuild -%}
+        select cast(null as varchar) as enterprise_id, reading_date as from_date, reading_date as to_date
+        from (select distinct reading_date from {{ sequenced }} where _built_at > {{ built_since }}) as resequenced
+        union all
+        select cast(null as varchar), changed.changed_date - 1, changed.changed_date + monitoring.days
+        from (
+            select distinct reading_date as changed_date from {{ day_scores }} where _built_at > {{ built_since }}
+            union
+            select distinct reading_date from {{ cables }} where _loaded_at > {{ loaded_since }}
+        ) as changed
+        cross join (
+            select cast(max(case when parameter = 'monitoring_window_days' then value end) as integer) as days
+            from {{ parameters }}
+        ) as monitoring
+        union all
+        select cast(null as varchar), issued_date, coalesce({{ local_date('expires_at') }}, issued_date)
+        from {{ warnings }}
+        where _loaded_at > {{ loaded_since }}
+        union all
+        select enterprise_id, found_date, cast('9999-12-31' as date)
+        from {{ hazards }}
+        where _loaded_at > {{ loaded_since }}
+        {%- for versions in snapshot_versions %}
+        union all
+        {{ versions }}
+        {%- endfor %}
+    {%- endset -%}
+    {{ return(rebuild) }}
+{%- endmacro %}
+
+{# The rows of (enterprise_id, risk_date) that a risk_rebuild_sets() select covers (SQL condition). #}
+{% macro in_risk_rebuild(rebuild, enterprise_column, date_column) -%}
+    {%- if rebuild is none -%}
+        true
+    {%- else -%}
+        exists (
+            select 1 from ({{ rebuild }}) as rebuild (rebuild_enterprise_id, rebuild_from, rebuild_to)
+            where (rebuild_enterprise_id is null or rebuild_enterprise_id = {{ enterprise_column }})
+                and {{ date_column }} between rebuild_from and rebuild_to
+        )
+    {%- endif -%}
+{%- endmacro %}
+
+{# Pre-hook of int_enterprise_risk_points: delete the enterprise days it is about to rebuild. #}
+{% macro delete_risk_rebuild() -%}
+    {%- set rebuild = risk_rebuild_sets() -%}
+    {%- if rebuild is not none -%}
+        delete from {{ this }} where {{ in_risk_rebuild(rebuild, 'enterprise_id', 'risk_date') }}
+    {%- endif -%}
+{%- endmacro %}
+
+{# fct_enterprise_risk_daily rebuilds the enterprise days whose risk points were built since its own last
+   build: a select of (enterprise_id, risk_date), None on a full build. #}
+{% macro risk_daily_rebuild() -%}
+    {%- if not execute or model.resource_type != 'model' or this is none or not is_incremental() -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- if '_built_at' not in adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set watermark = run_query("select cast(max(_built_at) as varchar) from " ~ this).rows[0][0] -%}
+    {%- if watermark is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return("select distinct enterprise_id, risk_date from " ~ ref('int_enterprise_risk_points')
+        ~ " where _built_at > cast('" ~ watermark ~ "' as timestamp with time zone)") }}
+{%- endmacro %}
+
+{# True when a model's compile-time queries can run: dbt is executing a model (not parsing, not a
+   test) and every relation they read is built. `dbt docs generate` or `dbt compile` on a warehouse
+   that has not been built yet compiles such a model without them (as if it had nothing new to add). #}
+{% macro relations_built(relations) -%}
+    {%- if not execute or model.resource_type != 'model' -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- for relation in relations -%}
+        {%- if adapter.get_relation(database=relation.database, schema=relation.schema, identifier=relation.identifier) is none -%}
+            {{ return(false) }}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(true) }}
+{%- endmacro %}

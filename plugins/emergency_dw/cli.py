@@ -310,7 +310,7 @@ def cmd_expectations(args: argparse.Namespace) -> int:
 PRODUCTION_BUILD = ["build", "--exclude-resource-type", "unit_test"]
 
 
-def _build(unit_tests: bool = False) -> bool:
+def _build(unit_tests: bool = False, full_refresh: bool = False) -> bool:
     from .transform import describe_raw_tables, prepare_raw_tables, run_dbt
 
     # every raw table of the catalog exists before dbt reads it, even those of feeds never ingested
@@ -318,7 +318,8 @@ def _build(unit_tests: bool = False) -> bool:
         console.print(f"[yellow]{line}[/]")
     with console.status("dbt build (seeds, staging, intermediate, marts and their tests)"):
         started = time.perf_counter()
-        run = run_dbt(["build"] if unit_tests else PRODUCTION_BUILD)
+        command = ["build"] if unit_tests else list(PRODUCTION_BUILD)
+        run = run_dbt(command + (["--full-refresh"] if full_refresh else []))
     failed = [r for r in run.results if r["status"] not in ("success", "pass", "warn", "no-op")]
     kinds = {}
     for r in run.results:
@@ -336,7 +337,7 @@ def _build(unit_tests: bool = False) -> bool:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    return 0 if _build(unit_tests=args.unit_tests) else 1
+    return 0 if _build(unit_tests=args.unit_tests, full_refresh=args.full_refresh) else 1
 
 
 def _report_pages(days: list[dt.date] | None) -> list[Path]:
@@ -745,6 +746,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--unit-tests",
         action="store_true",
         help="run dbt's unit tests too (they check the models' logic on fixed inputs; make test runs them)",
+    )
+    p.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild every incremental model from all it reads (after changing a seed's number: what was "
+        "built before was judged by the old one)",
     )
     p.set_defaults(func=cmd_build)
 

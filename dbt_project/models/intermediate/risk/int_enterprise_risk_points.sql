@@ -7,7 +7,15 @@
 -- town), monitoring (power anomalies and cable over-temperatures in the monitoring window).
 -- Hazards, warnings and anomalies are taken as of the end of the risk date; profiles, the registry,
 -- special equipment and geohazard points are the latest snapshot.
--- Incremental by risk date (lookback in seed incremental_lookback_days).
+-- Incremental by what changed since the last build, however old (macro risk_rebuild_sets: the enterprises
+-- and dates a loaded batch or a rebuilt power day touches); every row carries _built_at.
+
+-- depends_on: {{ ref('int_power_meter_day_scores') }}
+-- depends_on: {{ ref('stg_power__cable_temperature_readings') }}
+-- depends_on: {{ source('raw', 'enterprise_safety_profiles') }}
+-- depends_on: {{ source('raw', 'enterprise_registry') }}
+-- depends_on: {{ source('raw', 'special_equipment') }}
+-- depends_on: {{ source('raw', 'geohazard_points') }}
 
 {{
     config(
@@ -15,10 +23,11 @@
         unique_key=['enterprise_id', 'risk_date', 'item'],
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
+        pre_hook="{{ delete_risk_rebuild() }}",
     )
 }}
 
-{%- set window_start = incremental_window_start('risk_date') %}
+{%- set rebuild = risk_rebuild_sets() %}
 
 with power_readings as (
 
@@ -99,8 +108,8 @@ risk_dates as (
 
     select distinct reading_date as risk_date
     from power_readings
-    {% if window_start %}
-    where reading_date >= {{ window_start }}
+    {% if rebuild is not none %}
+    where reading_date >= (select min(from_date) from ({{ rebuild }}) as rebuild)
     {% endif %}
 
 ),
@@ -119,6 +128,7 @@ enterprise_days as (
     cross join risk_dates
     left join enterprise_registry
         on safety_profiles.enterprise_id = enterprise_registry.enterprise_id
+    where {{ in_risk_rebuild(rebuild, 'safety_profiles.enterprise_id', 'risk_dates.risk_date') }}
 
 ),
 
@@ -358,7 +368,8 @@ final as (
             end,
             '{days}',
             cast(settings.monitoring_window_days as varchar)
-        ) as reason
+        ) as reason,
+        {{ built_at() }} as _built_at
     from items_scored
     cross join settings
     where items_scored.score_rank = 1

@@ -4,24 +4,26 @@
 -- level is the four-colour band the index falls in (seed risk_level_thresholds), except that an open
 -- major hazard forces red. top_factors names the reasons with the most weighted points, an open major
 -- hazard always first (how many: seed risk_parameters).
--- Incremental by risk date (lookback in seed incremental_lookback_days).
+-- Incremental: rebuilds the enterprise days whose risk points were built since its own last build
+-- (macro risk_daily_rebuild), however old; every row carries _built_at.
 
 {{
     config(
         materialized='incremental',
         unique_key=['enterprise_id', 'risk_date'],
         incremental_strategy='delete+insert',
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
+        pre_hook="{% set rebuild = risk_daily_rebuild() %}{% if rebuild is not none %}delete from {{ this }} where (enterprise_id, risk_date) in ({{ rebuild }}){% endif %}",
     )
 }}
 
-{%- set window_start = incremental_window_start('risk_date') %}
+{%- set rebuild = risk_daily_rebuild() %}
 
 with risk_points as (
 
     select * from {{ ref('int_enterprise_risk_points') }}
-    {% if window_start %}
-    where risk_date >= {{ window_start }}
+    {% if rebuild is not none %}
+    where (enterprise_id, risk_date) in ({{ rebuild }})
     {% endif %}
 
 ),
@@ -152,7 +154,8 @@ final as (
         cast(risk_levelled.monitoring_score as numeric(5, 1)) as monitoring_score,
         risk_levelled.risk_index,
         risk_levelled.risk_level,
-        coalesce(top_reasons.top_factors, '') as top_factors
+        coalesce(top_reasons.top_factors, '') as top_factors,
+        {{ built_at() }} as _built_at
     from risk_levelled
     left join top_reasons
         on risk_levelled.enterprise_id = top_reasons.enterprise_id

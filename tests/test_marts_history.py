@@ -1,0 +1,135 @@
+"""History reaches the marts, however old: after daily runs have built the marts, a department's past
+week (a month before) is loaded, and the next build must give every mart a full rebuild would give.
+
+Before, the incremental marts rebuilt a fixed lookback before the newest date already built: 3,560 real
+incidents of a past week loaded, validated and staged reached 0 rows of `fct_incident_response`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from emergency_dw.embedded import embedded_sources
+from emergency_dw.pipeline.ingest import day_interval, ingest
+from emergency_dw.simulator.run import Simulator
+from emergency_dw.transform import run_dbt
+from emergency_dw.warehouse import connect
+
+from reliability import assert_same_rows
+
+SCALE = 0.005
+# every feed a mart reads (the response, power, risk, hazard-loop and oversight marts and their dimensions)
+FEEDS = [
+    "alerts_110",
+    "alerts_119",
+    "alerts_120",
+    "dispatch_records",
+    "rescue_teams",
+    "rescuers",
+    "town_population",
+    "power_load_readings",
+    "cable_temperature_readings",
+    "enterprise_registry",
+    "enterprise_safety_profiles",
+    "production_suspension_orders",
+    "special_equipment",
+    "geohazard_points",
+    "hazard_inspections",
+    "weather_warnings",
+    "grid_tasks",
+    "guardian_code_scans",
+    "evaluation_projects",
+    "site_checkins",
+]
+DAILY = [dt.date(2026, 11, 20) + dt.timedelta(days=k) for k in range(3)]
+PAST_WEEK = [dt.date(2026, 10, 19) + dt.timedelta(days=k) for k in range(7)]  # a month before
+BUILD = [
+    "build",
+    "--select",
+    "+path:models/marts",
+    "--indirect-selection",
+    "cautious",
+    "--exclude-resource-type",
+    "unit_test",
+]
+
+
+def _marts(url: str) -> dict[str, pd.DataFrame]:
+    """Every relation of the marts schema, row by row as text (without when it was built)."""
+    warehouse = connect(url)
+    try:
+        names = [
+            r["table_name"]
+            for r in warehouse.query(
+                "select table_name from information_schema.tables where table_schema = 'marts' order by 1"
+            ).to_pylist()
+        ]
+        out = {}
+        for name in names:
+            frame = warehouse.query(f'select * from marts."{name}"').to_pandas()
+            frame = frame.drop(columns=[c for c in frame.columns if c == "_built_at"])
+            frame = frame[sorted(frame.columns)].astype(str)
+            out[f"marts.{name}"] = frame.sort_values(list(frame.columns)).reset_index(drop=True)
+        return out
+    finally:
+        warehouse.close()
+
+
+def _count(url: str, sql: str) -> int:
+    warehouse = connect(url)
+    try:
+        return int(warehouse.query(sql).to_pylist()[0]["n"])
+    finally:
+        warehouse.close()
+
+
+@pytest.mark.slow
+def test_a_past_week_loaded_after_daily_runs_reaches_every_mart_as_a_full_rebuild_would(tmp_path: Path):
+    url = f"duckdb:///{tmp_path / 'data' / 'warehouse.duckdb'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDW_DATA_DIR", str(tmp_path / "data"))
+        mp.setenv("EDW_WAREHOUSE_URL", url)
+        mp.setenv("EDW_HTTP_BACKOFF_SECONDS", "0.05")
+        sim = Simulator(tmp_path / "data" / "sources", scale=SCALE)
+        with embedded_sources():
+            for day in DAILY:
+                sim.simulate_day(day, feeds=FEEDS)
+                for feed in FEEDS:
+                    ingest(feed, *day_interval(day))
+                run = run_dbt(BUILD, warehouse_url=url)
+                assert run.success, run.error
+            for day in PAST_WEEK:
+                sim.simulate_day(day, feeds=FEEDS)
+                for feed in FEEDS:
+                    ingest(feed, *day_interval(day))
+        run = run_dbt(BUILD, warehouse_url=url)
+        assert run.success, run.error
+        incremental = _marts(url)
+
+        first, last = PAST_WEEK[0].isoformat(), PAST_WEEK[-1].isoformat()
+        staged = _count(
+            url,
+            "select count(*) as n from intermediate.int_alerts_unioned "
+            f"where received_date between date '{first}' and date '{last}'",
+        )
+        in_mart = _count(
+            url,
+            "select count(*) as n from marts.fct_incident_response "
+            f"where received_date between date '{first}' and date '{last}'",
+        )
+        assert staged > 0 and in_mart == staged, "every staged call of the past week is in the mart"
+        risk_days = _count(
+            url,
+            "select count(distinct risk_date) as n from marts.fct_enterprise_risk_daily "
+            f"where risk_date between date '{first}' and date '{last}'",
+        )
+        assert risk_days == len(PAST_WEEK), "the risk index of every day of the past week"
+
+        run = run_dbt([*BUILD, "--full-refresh"], warehouse_url=url)
+        assert run.success, run.error
+        rebuilt = _marts(url)
+    assert len(incremental) >= 10, sorted(incremental)
+    assert_same_rows(incremental, rebuilt, "incremental build after a past week vs a full rebuild")
