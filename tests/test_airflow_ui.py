@@ -107,3 +107,65 @@ def test_the_dag_list_shows_every_project_dag_with_its_tags_and_no_login(airflow
 def test_the_local_ui_listens_on_localhost_only(airflow_ui):
     log = airflow_ui["log"].read_text()
     assert "127.0.0.1" in log and "0.0.0.0" not in log, log[-2000:]
+
+
+def _listening_ports() -> set[int]:
+    """TCP ports with a listening socket on this machine, any address (from /proc/net/tcp and tcp6)."""
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            next(rows)
+            for row in rows:
+                fields = row.split()
+                if fields[3] == "0A":  # LISTEN
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+@pytest.mark.parametrize(
+    ("component", "port_setting", "started"),
+    [
+        ("triggerer", "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT", "Starting the triggerer"),
+        ("scheduler", "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT", "Starting the scheduler"),
+    ],
+)
+def test_the_local_scheduler_and_triggerer_open_no_log_server_port(
+    airflow_ui, component: str, port_setting: str, started: str
+):
+    """`make airflow` says it listens on 127.0.0.1 only; the scheduler and triggerer of `airflow standalone`
+    would each serve task logs on every interface (8793, 8794). Started through tools/airflow-local, they
+    open no such port: the API server reads the task logs from the files."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_HOME"))}
+    env.update(
+        {
+            "EDW_DATA_DIR": str(airflow_ui["home"] / "data"),
+            "EDW_AIRFLOW": str(Path(sys.executable).with_name("airflow")),
+            port_setting: str(port),
+        }
+    )
+    log_path = airflow_ui["home"] / f"{component}.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(AIRFLOW_LOCAL), component],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while started.lower() not in log_path.read_text().lower():
+            assert process.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, f"{component} did not start:\n{log_path.read_text()[-3000:]}"
+            time.sleep(0.5)
+        time.sleep(5)  # a log server would be up by now: it starts before the component's loop
+        assert process.poll() is None, log_path.read_text()[-3000:]
+        assert port not in _listening_ports(), f"{component} serves logs on port {port}"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
