@@ -71,6 +71,8 @@ RISK_COLUMNS = [
     "risk_index",
     "risk_level",
     "top_factors",
+    "index_risk_level",
+    "level_reason",
     "_built_at",
 ]
 POWER_MODELS = [
@@ -408,12 +410,16 @@ def test_risk_levels_follow_the_thresholds_and_an_open_major_hazard_forces_red(b
     for row in rows:
         index = float(row["risk_index"])
         assert 0 <= index <= 100
+        [band] = [b["risk_level"] for b in bands if b["min_index"] <= index < b["max_index"]]
+        assert row["index_risk_level"] == band, row  # the index's own band, whatever overrides it
         if (row["enterprise_id"], row["risk_date"]) in majors:
-            assert row["risk_level"] == "red", row
+            assert row["risk_level"] == "red" and row["level_reason"] == "open_major_hazard", row
             assert row["top_factors"].startswith("open major hazard"), row
         else:
-            [band] = [b["risk_level"] for b in bands if b["min_index"] <= index < b["max_index"]]
-            assert row["risk_level"] == band, row
+            assert row["risk_level"] == band and row["level_reason"] == "risk_index", row
+    # the levels come from the index: every level but red by the override is reached by the index itself
+    by_index = {row["index_risk_level"] for row in rows}
+    assert {"blue", "yellow"} <= by_index, by_index
 
 
 def test_the_top_ten_are_explained_by_their_top_factors(built: Built):

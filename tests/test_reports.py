@@ -127,6 +127,26 @@ def test_audit_page_shows_every_batch_reconciled(run: EdwRun, shots: Path, db) -
     assert "No batch failed." in page.text
 
 
+def test_audit_page_shows_the_risk_bands_of_the_seed_and_the_reds_of_the_override(
+    run: EdwRun, shots: Path, db
+) -> None:
+    page = open_page(run, shots, "audit")
+    latest = "(select max(risk_date) from marts.fct_enterprise_risk_daily)"
+    rows = {cells[0].split()[0]: cells for _attrs, cells in table(page.dom, "risk-levels")[1:]}
+    bands = db.execute(
+        "select risk_level, min_index, least(max_index, 100), description from reference.risk_level_thresholds"
+    ).fetchall()
+    assert set(rows) == {b[0] for b in bands}
+    for name, low, high, description in bands:
+        level, band, count, by_override, example = rows[name]
+        assert band.startswith(f"{low:g}–{high:g}") and example == description, rows[name]
+        want = db.execute(
+            f"select count(*), count(*) filter (where level_reason = 'open_major_hazard') "
+            f"from marts.fct_enterprise_risk_daily where risk_date = {latest} and risk_level = '{name}'"
+        ).fetchone()
+        assert [number(count), number(by_override)] == list(want), name
+
+
 def test_audit_page_quarantine_by_feed_and_rule(run: EdwRun, shots: Path, db) -> None:
     page = open_page(run, shots, "audit")
     expected: dict[tuple[str, str], int] = {}
@@ -163,6 +183,18 @@ def test_map_shows_risk_levels_towns_and_shelters_as_the_marts_hold_them(
         assert tile, f"no tile for level {level}"
         assert number(tile.group(1)) == counts.get(level, 0), level
         assert f"{level} risk enterprises" in page.text
+    # the red tile says how many are red by an open major hazard rather than by their index, and the
+    # legend gives each band's index range as the seed does
+    overridden = db.execute(
+        f"select count(*) from marts.fct_enterprise_risk_daily where risk_date = {latest} "
+        "and level_reason = 'open_major_hazard'"
+    ).fetchone()[0]
+    red = re.search(r'or an open major hazard \(<span class="override">([\d,]+)</span>\)', page.dom)
+    assert red and number(red.group(1)) == overridden
+    for name, low, high in db.execute(
+        "select risk_level, min_index, least(max_index, 100) from reference.risk_level_thresholds"
+    ).fetchall():
+        assert re.search(rf"{name} \(\S+\) risk enterprise: index {low:g}–{high:g}", page.text), name
     by_town = db.execute(
         "select e.town_code, r.risk_level, count(*) as n from marts.fct_enterprise_risk_daily r "
         f"join marts.dim_enterprise e using (enterprise_id) where r.risk_date = {latest} group by all"

@@ -474,7 +474,11 @@ def _print_run_summary(summary) -> None:
         _print_held_by_rule(summary.held_by_rule)
         console.print("\n".join(summary.validation_explained))
     if summary.top_enterprises:
-        counts = ", ".join(f"{name} {n:,}" for name, n in summary.risk_level_counts.items())
+        counts = ", ".join(
+            f"{name} {n:,}"
+            + (f" ({summary.red_by_major_hazard:,} by an open major hazard)" if name == "red" and n else "")
+            for name, n in summary.risk_level_counts.items()
+        )
         table = Table(
             title=f"Top {len(summary.top_enterprises)} enterprises by risk on {summary.risk_date} ({counts})"
         )

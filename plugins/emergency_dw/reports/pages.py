@@ -206,6 +206,34 @@ def audit_context(warehouse: Warehouse, report_settings: ReportSettings, days: l
         "validation": validation,
         "totals": totals,
         "power": power,
+        "risk_bands": _risk_bands(warehouse),
+    }
+
+
+def _risk_bands(warehouse: Warehouse) -> dict:
+    """The risk levels' index bands as the seed sets them (what the map and the dbt docs show too), with the
+    latest day's enterprises per level and how many of the reds an open major hazard made."""
+    try:
+        levels = queries.risk_levels(warehouse)
+        risk_date, risks = queries.latest_risk(warehouse)
+    except queries.MissingTable as exc:
+        return {"missing": str(exc)}
+    counts = Counter(r.risk_level for r in risks)
+    overridden = Counter(r.risk_level for r in risks if r.level_reason == "open_major_hazard")
+    return {
+        "missing": None,
+        "risk_date": risk_date,
+        "levels": [
+            {
+                "name": level.name,
+                "name_zh": level.name_zh,
+                "range": f"{level.min_index:g}–{min(level.max_index, 100):g}",
+                "description": level.description,
+                "count": counts.get(level.name, 0),
+                "by_major_hazard": overridden.get(level.name, 0),
+            }
+            for level in levels
+        ],
     }
 
 
@@ -326,6 +354,7 @@ def map_context(warehouse: Warehouse, report_settings: ReportSettings, days: lis
             }
         )
     level_counts = Counter(r.risk_level for r in risks)
+    overridden = Counter(r.risk_level for r in risks if r.level_reason == "open_major_hazard")
     top_n = int(report_settings.summary["top_enterprises"])
     return {
         "levels": [
@@ -335,6 +364,8 @@ def map_context(warehouse: Warehouse, report_settings: ReportSettings, days: lis
                 "colour": colours[level.name],
                 "count": level_counts.get(level.name, 0),
                 "range": f"{level.min_index:g}–{min(level.max_index, 100):g}",
+                # an open major hazard makes an enterprise red whatever its index: counted apart
+                "by_major_hazard": overridden.get(level.name, 0),
             }
             for level in levels
         ],

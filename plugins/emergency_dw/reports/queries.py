@@ -160,6 +160,7 @@ class RiskLevel:
     name_zh: str
     min_index: float
     max_index: float
+    description: str = ""  # what an enterprise of the level looks like (the seed's examples)
 
 
 def risk_levels(warehouse: Warehouse) -> list[RiskLevel]:
@@ -167,11 +168,13 @@ def risk_levels(warehouse: Warehouse) -> list[RiskLevel]:
     require(warehouse, "reference", "risk_level_thresholds", BUILD_HINT)
     rows = warehouse.query(
         f"select risk_level, cast(level_rank as integer) as level_rank, colour_zh, "
-        f"cast(min_index as {NUMBER}) as min_index, cast(max_index as {NUMBER}) as max_index "
+        f"cast(min_index as {NUMBER}) as min_index, cast(max_index as {NUMBER}) as max_index, description "
         "from reference.risk_level_thresholds order by level_rank"
     ).to_pylist()
     return [
-        RiskLevel(r["risk_level"], r["level_rank"], r["colour_zh"], r["min_index"], r["max_index"])
+        RiskLevel(
+            r["risk_level"], r["level_rank"], r["colour_zh"], r["min_index"], r["max_index"], r["description"]
+        )
         for r in rows
     ]
 
@@ -183,6 +186,7 @@ class EnterpriseRisk:
     risk_index: float
     risk_level: str
     top_factors: str
+    level_reason: str  # risk_index, or open_major_hazard (red whatever the index)
     enterprise_name: str | None
     town_code: str | None
     town_name: str | None
@@ -202,7 +206,7 @@ def latest_risk(warehouse: Warehouse) -> tuple[dt.date | None, list[EnterpriseRi
     join = "left join marts.dim_enterprise as e on r.enterprise_id = e.enterprise_id" if has_dim else ""
     rows = warehouse.query(
         f"select r.enterprise_id, r.risk_date, cast(r.risk_index as {NUMBER}) as risk_index, r.risk_level, "
-        f"r.top_factors, {names} "
+        f"r.top_factors, r.level_reason, {names} "
         f"from marts.fct_enterprise_risk_daily as r {join} "
         "left join reference.risk_level_thresholds as t on r.risk_level = t.risk_level "
         "where r.risk_date = (select max(risk_date) from marts.fct_enterprise_risk_daily) "

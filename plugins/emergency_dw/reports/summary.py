@@ -118,6 +118,8 @@ class RunSummary:
     response: list[ChannelResponse]
     outputs: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # what could not be read, and what to do
+    # enterprises red by an open major hazard whatever their index (level_reason open_major_hazard)
+    red_by_major_hazard: int = 0
     held_by_rule: list[RuleHold] = field(default_factory=list)  # most rows first
     volume_flags: list[VolumeFlag] = field(default_factory=list)
     validation_explained: list[str] = field(default_factory=list)  # what the pass rate means, in sentences
@@ -376,6 +378,7 @@ def _collect(
         counts = Counter(r.risk_level for r in risks)
         summary.risk_date = risk_date.isoformat() if risk_date else None
         summary.risk_level_counts = {level.name: counts.get(level.name, 0) for level in levels}
+        summary.red_by_major_hazard = sum(r.level_reason == "open_major_hazard" for r in risks)
         top_n = int(report_settings.summary["top_enterprises"])
         summary.top_enterprises = [
             TopEnterprise(

@@ -1,9 +1,9 @@
 -- The daily safety risk index of every monitored enterprise (DESIGN section 5). Each factor score is
 -- the sum of its items' points (int_enterprise_risk_points, seed risk_scoring), capped at 100; the
 -- risk index is their weighted sum (seed risk_factor_weights), 0-100, rounded to one decimal; the
--- level is the four-colour band the index falls in (seed risk_level_thresholds), except that an open
--- major hazard forces red. top_factors names the reasons with the most weighted points, an open major
--- hazard always first (how many: seed risk_parameters).
+-- level is the four-colour band the index falls in (seed risk_level_thresholds; index_risk_level), except
+-- that an open major hazard forces red (level_reason says which). top_factors names the reasons with the
+-- most weighted points, an open major hazard always first (how many: seed risk_parameters).
 -- Incremental: rebuilds the enterprise days whose risk points were built since its own last build
 -- (macro risk_daily_rebuild), however old; every row carries _built_at.
 
@@ -102,7 +102,10 @@ risk_levelled as (
         case
             when risk_indexed.has_open_major_hazard = 1 then 'red'
             else risk_level_thresholds.risk_level
-        end as risk_level
+        end as risk_level,
+        risk_level_thresholds.risk_level as index_risk_level,
+        case when risk_indexed.has_open_major_hazard = 1 then 'open_major_hazard' else 'risk_index' end
+            as level_reason
     from risk_indexed
     left join risk_level_thresholds
         on risk_indexed.risk_index >= risk_level_thresholds.min_index
@@ -155,6 +158,8 @@ final as (
         risk_levelled.risk_index,
         risk_levelled.risk_level,
         coalesce(top_reasons.top_factors, '') as top_factors,
+        risk_levelled.index_risk_level,
+        risk_levelled.level_reason,
         {{ built_at() }} as _built_at
     from risk_levelled
     left join top_reasons
