@@ -22,7 +22,12 @@ TIMING = {
     "load_seconds",
     "validated_at",
 }
-TIMING_OF_TABLE = {"audit.watermarks": {"updated_at"}}  # when the watermark moved, not the data's time
+TIMING_OF_TABLE = {
+    "audit.watermarks": {"updated_at"},  # when the watermark moved, not the data's time
+    # the lake file of an attempt is named by when it landed (its checksum says what it holds)
+    "audit.batches": {"landed_path"},
+    "audit.batch_attempts": {"landed_path"},
+}
 
 
 def tables_of(feed: str) -> list[tuple[str, str]]:

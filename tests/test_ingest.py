@@ -26,6 +26,7 @@ from conftest import DAY, RELIABILITY
 from databases import create_database, drop_database, postgres_url
 
 VOLATILE = {
+    "landed_path",  # each attempt lands in a file of its own (same content, same checksum)
     "_loaded_at",
     "_quarantined_at",
     "started_at",
@@ -217,6 +218,13 @@ def test_rerunning_batches_leaves_the_warehouse_identical(ingested: Ingested):
             )
     assert all(not isinstance(r, BatchFailed) for r in rerun.values())
     assert _checksum(ingested.url) == before
+    # both attempts of a rerun batch are in the audit trail, each with its own lake file and one checksum
+    attempts = _query(
+        ingested.url,
+        "select count(*) as n, count(distinct landed_path) as files, count(distinct checksum) as sums "
+        "from audit.batch_attempts where feed = 'alerts_110'",
+    )[0]
+    assert (attempts["n"], attempts["files"], attempts["sums"]) == (2, 2, 1)
 
 
 def test_a_renamed_column_fails_the_batch_and_loads_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -470,7 +478,12 @@ def test_the_auditors_masked_quarantine_views_hold_no_personal_data(ingested: In
         audit = _query(
             ingested.url, "select table_name from information_schema.tables where table_schema = 'audit'"
         )
-        assert {r["table_name"] for r in audit} == {"batches", "validation_results", "watermarks"}
+        assert {r["table_name"] for r in audit} == {
+            "batches",
+            "batch_attempts",
+            "validation_results",
+            "watermarks",
+        }
         return
     pii_feeds = [f for f in catalog.FEEDS if any(c.pii for c in f.columns)]
     views = {

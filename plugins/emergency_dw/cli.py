@@ -282,12 +282,19 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     if not args.feed:
         raise ValueError("name the feed to replay: edw quarantine replay FEED")
     results = quarantine.replay(args.feed)
+    refused = [r for r in results if r.status == "refused"]
     for r in results:
+        if r.status == "refused":
+            console.print(f"  [red]{r.batch_id}: refused[/]: {r.error}")
+            continue
         console.print(
             f"  {r.batch_id}: {r.status}; loaded {r.rows_loaded:,}, still quarantined {r.rows_quarantined:,}"
         )
-    console.print(f"Replayed {len(results)} batch(es) of {args.feed} from the raw lake.")
-    return 0
+    console.print(
+        f"Replayed {len(results) - len(refused)} batch(es) of {args.feed} from the raw lake"
+        + (f"; refused {len(refused)} whose lake file is not the one loaded." if refused else ".")
+    )
+    return 1 if refused else 0
 
 
 def cmd_expectations(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from . import suites
 from .parse import Parsed, SchemaError, parse_batch, storable_json
 from .tables import (
     AUDIT,
-    BATCHES,
+    BATCH_ATTEMPTS,
     QUARANTINE,
     QUARANTINE_COLUMNS,
     RAW,
@@ -105,15 +106,23 @@ def batch_id_for(feed: Feed, start: dt.datetime, end: dt.datetime) -> str:
 
 
 def lake_path(feed: Feed, batch_id: str, day: dt.date) -> Path:
-    name = batch_id.replace(":", "__") + ".parquet"
+    """Where an attempt at a batch lands: its own file, named by the batch and the moment it landed
+    (``<feed>__<day>__<UTC time>.parquet``), so that no attempt overwrites another's: the lake is
+    append-only, and the audit row names the exact file with its checksum."""
+    landed_at = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    name = f"{batch_id.replace(':', '__')}__{landed_at}.parquet"
     return settings().lake_dir / "raw" / feed.name / f"dt={day.isoformat()}" / name
 
 
 def _write_atomic(path: Path, table: pa.Table) -> None:
+    """Write ``path`` whole or not at all, never over an existing file (the lake is append-only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(table, tmp, compression="zstd")
-    tmp.replace(path)
+    try:
+        os.link(tmp, path)  # fails if the file exists: an attempt never replaces another
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _stringify_nested(table: pa.Table) -> pa.Table:
@@ -520,20 +529,25 @@ def _validate_and_load(warehouse_url: str, feed: Feed, landed: LandedBatch) -> B
         or [],
         columns=[c.name for c in VALIDATION_RESULTS],
     )
+    good_load = None
     with _warehouse(warehouse_url) as warehouse, warehouse.transaction() as tx:
         if raw_table is not None:
             tx.replace_rows(RAW, feed.name, "_batch_id", landed.batch_id, raw_table)
             tx.replace_rows(QUARANTINE, feed.name, "_batch_id", landed.batch_id, quarantine_table)
         else:
-            tx.execute(f'delete from "{RAW}"."{feed.name}" where _batch_id = ?', [landed.batch_id])
-            tx.execute(f'delete from "{QUARANTINE}"."{feed.name}" where _batch_id = ?', [landed.batch_id])
+            # a failed attempt never deletes what an earlier attempt loaded: the good load stays current
+            good_load = _good_load(warehouse, landed.batch_id)
+            if good_load is None:
+                tx.execute(f'delete from "{RAW}"."{feed.name}" where _batch_id = ?', [landed.batch_id])
+                tx.execute(f'delete from "{QUARANTINE}"."{feed.name}" where _batch_id = ?', [landed.batch_id])
         audit_row["load_seconds"] = time.perf_counter() - load_started
-        tx.replace_rows(
-            AUDIT, "batches", "batch_id", landed.batch_id, _arrow(pd.DataFrame([audit_row]), BATCHES)
-        )
-        tx.replace_rows(
-            AUDIT, "validation_results", "batch_id", landed.batch_id, _arrow(results, VALIDATION_RESULTS)
-        )
+        attempt = _arrow(pd.DataFrame([audit_row]), BATCH_ATTEMPTS)
+        tx.append(AUDIT, "batch_attempts", attempt)
+        if good_load is None:
+            tx.replace_rows(AUDIT, "batches", "batch_id", landed.batch_id, attempt)
+            tx.replace_rows(
+                AUDIT, "validation_results", "batch_id", landed.batch_id, _arrow(results, VALIDATION_RESULTS)
+            )
         if raw_table is not None and raw_table.num_rows and feed.incremental_field:
             high = pd.Series(raw_table.column(feed.incremental_field).to_pandas()).max()
             if pd.notna(high):
@@ -557,8 +571,23 @@ def _validate_and_load(warehouse_url: str, feed: Feed, landed: LandedBatch) -> B
         outcomes=outcomes,
     )
     if failure is not None:
-        raise BatchFailed(feed.name, landed.batch_id, failure[0], failure[1])
+        kept = (
+            f" The good load of {good_load['finished_at']:%Y-%m-%d %H:%M} UTC ({good_load['rows_loaded']:,} rows, "
+            f"{good_load['landed_path']}) stays in the warehouse; this attempt is recorded in audit.batch_attempts."
+            if good_load
+            else ""
+        )
+        raise BatchFailed(feed.name, landed.batch_id, failure[0], failure[1] + kept)
     return result
+
+
+def _good_load(warehouse, batch_id: str) -> dict | None:
+    """The batch's current audit row if an earlier attempt loaded it, else None."""
+    rows = warehouse.query(
+        "select rows_loaded, landed_path, finished_at from audit.batches where batch_id = ? and status = 'loaded'",
+        [batch_id],
+    ).to_pylist()
+    return rows[0] if rows else None
 
 
 def ingest(

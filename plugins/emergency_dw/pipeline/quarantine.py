@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
+from pathlib import Path
 
 from ..catalog import all_feeds, get_feed
 from ..config import settings
@@ -52,6 +54,22 @@ def replay(feed_name: str) -> list[BatchResult]:
         warehouse.close()
     results = []
     for b in batches:
+        refused = _lake_file_problem(feed.name, b)
+        if refused:
+            results.append(
+                BatchResult(
+                    feed.name,
+                    b["batch_id"],
+                    "refused",
+                    b["rows_extracted"],
+                    b["rows_loaded"],
+                    b["rows_quarantined"],
+                    b["rows_rejected"],
+                    "lake_checksum",
+                    refused,
+                )
+            )
+            continue
         landed = LandedBatch(
             feed=feed.name,
             batch_id=b["batch_id"],
@@ -78,3 +96,25 @@ def replay(feed_name: str) -> list[BatchResult]:
                 )
             )
     return results
+
+
+def _lake_file_problem(feed: str, batch: dict) -> str | None:
+    """Why the lake file a batch's audit row names cannot be replayed (missing, or not the file that was
+    loaded: its sha256 differs from the one recorded), else None. Replay never trusts whatever file is
+    there: a data directory shared by two warehouses, or a file edited by hand, is refused."""
+    path = Path(batch["landed_path"] or "")
+    where = f"feed {feed}, batch {batch['batch_id']}, rule lake_checksum"
+    if not batch["landed_path"] or not path.is_file():
+        return (
+            f"{where}: the lake file {path} that was loaded is gone; nothing was replayed. Restore it from a "
+            f"backup of the lake, or ingest the batch again from its source (edw ingest {feed} --date D)"
+        )
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    if actual != batch["checksum"]:
+        return (
+            f"{where}: the lake file {path} is not the one this warehouse loaded (sha256 {actual[:12]}..., "
+            f"recorded {str(batch['checksum'])[:12]}...); nothing was replayed and the warehouse is unchanged. "
+            "Another warehouse may share this data directory (give each its own EDW_DATA_DIR), or the file was "
+            f"changed; ingest the batch again from its source (edw ingest {feed} --date D)"
+        )
+    return None

@@ -59,6 +59,10 @@ BATCHES = [
     ColumnSpec("load_seconds", "float"),
 ]
 
+# Every attempt at a batch, good or failed, as audit.batches records it (audit.batches keeps the current one:
+# the last good load, or the failed attempt of a batch that never loaded).
+BATCH_ATTEMPTS = BATCHES
+
 VALIDATION_RESULTS = [
     ColumnSpec("batch_id", "string", nullable=False),
     ColumnSpec("feed", "string", nullable=False),
@@ -125,6 +129,7 @@ def ensure_pipeline_tables(warehouse, feed: Feed) -> list[str]:
     added = warehouse.ensure_table(RAW, feed.name, raw_columns(feed))
     warehouse.ensure_table(QUARANTINE, feed.name, QUARANTINE_COLUMNS)
     warehouse.ensure_table(AUDIT, "batches", BATCHES, primary_key=["batch_id"])
+    warehouse.ensure_table(AUDIT, "batch_attempts", BATCH_ATTEMPTS)
     warehouse.ensure_table(AUDIT, "validation_results", VALIDATION_RESULTS)
     warehouse.ensure_table(AUDIT, "watermarks", WATERMARKS, primary_key=["feed"])
     ensure_masked_quarantine(warehouse, feed)
