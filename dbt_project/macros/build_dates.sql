@@ -28,10 +28,7 @@
     {%- if not relations_built([this] + upstreams + loaded_upstreams) -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- if '_built_at' not in adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
-        {{ return(none) }}  {#- built before the model carried _built_at: rebuild everything once -#}
-    {%- endif -%}
-    {%- set watermark = run_query("select cast(max(_built_at) as varchar) from " ~ this).rows[0][0] -%}
+    {%- set watermark = built_watermark() -%}
     {%- if watermark is none -%}
         {{ return(none) }}
     {%- endif -%}
@@ -61,6 +58,15 @@
         {%- endfor -%}
     {%- endfor -%}
     {{ return(dates | sort) }}
+{%- endmacro %}
+
+{# The latest _built_at of this model's rows, as text: when its last build started. None when the model was
+   built before it carried _built_at, or holds no row (then it rebuilds everything, once). #}
+{% macro built_watermark() -%}
+    {%- if '_built_at' not in adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(run_query("select cast(max(_built_at) as varchar) from " ~ this).rows[0][0]) }}
 {%- endmacro %}
 
 {# The start of this model's last build (SQL): the watermark of changed_dates' queries. #}
@@ -218,10 +224,7 @@
     {%- if not relations_built([this, sequenced, day_scores, cables, warnings, hazards, registry, parameters]) -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- if '_built_at' not in adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {%- set watermark = run_query("select cast(max(_built_at) as varchar) from " ~ this).rows[0][0] -%}
+    {%- set watermark = built_watermark() -%}
     {%- if watermark is none -%}
         {{ return(none) }}
     {%- endif -%}
@@ -312,10 +315,7 @@
     {%- if not execute or model.resource_type != 'model' or this is none or not is_incremental() -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- if '_built_at' not in adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {%- set watermark = run_query("select cast(max(_built_at) as varchar) from " ~ this).rows[0][0] -%}
+    {%- set watermark = built_watermark() -%}
     {%- if watermark is none -%}
         {{ return(none) }}
     {%- endif -%}
