@@ -46,18 +46,9 @@
     {%- endfor -%}
     {%- set touched = [] -%}
     {%- for row in run_query(parts | join(' union ')).rows if row[0] is not none -%}
-        {%- do touched.append(modules.datetime.datetime.strptime(row[0][:10], '%Y-%m-%d')) -%}
+        {%- do touched.append(row[0][:10]) -%}
     {%- endfor -%}
-    {%- set dates = [] -%}
-    {%- for day in touched -%}
-        {%- for offset in range(-preceding_days, following_days + window_days + 1) -%}
-            {%- set text = (day + modules.datetime.timedelta(days=offset)).strftime('%Y-%m-%d') -%}
-            {%- if text not in dates -%}
-                {%- do dates.append(text) -%}
-            {%- endif -%}
-        {%- endfor -%}
-    {%- endfor -%}
-    {{ return(dates | sort) }}
+    {{ return(widen_dates(touched, before=preceding_days, after=following_days + window_days)) }}
 {%- endmacro %}
 
 {# The latest _built_at of this model's rows, as text: when its last build started. None when the model was
