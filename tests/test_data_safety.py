@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -145,3 +146,142 @@ def test_replay_refuses_a_lake_file_that_is_not_the_one_loaded(loaded):
     assert feed in outcome.error and batch_id in outcome.error and "EDW_DATA_DIR" in outcome.error
     assert _rows(url, f"select count(*) as n from raw.{feed}") == raw_before
     assert _batch(url, batch_id)["checksum"] == batch["checksum"]
+
+
+# ---------------------------------------------------------------- one load of a batch at a time
+def _rerun_slowly(job: dict) -> dict:
+    """A child process's rerun of one landed batch: each replace of a batch's rows pauses between its
+    delete and its insert (a big day's COPY takes that long), and both children start the load together."""
+    import os
+    import time
+
+    os.environ.update(job["env"])
+    from emergency_dw.pipeline import ingest as pipeline
+    from emergency_dw.warehouse import BulkTransaction
+
+    def slow_replace(self, schema, table, key_column, key_value, data):
+        self.execute(f'delete from "{schema}"."{table}" where "{key_column}" = ?', [key_value])
+        time.sleep(1.0)
+        return self.append(schema, table, data)
+
+    BulkTransaction.replace_rows = slow_replace
+    job["barrier"].wait(timeout=120)
+    try:
+        result = pipeline.validate_and_load(job["landed"], job["url"])
+    except Exception as exc:  # noqa: BLE001 - reported to the test, which names it
+        return {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+    return {"status": result.status, "rows_loaded": result.rows_loaded, "error": None}
+
+
+@pytest.mark.postgres
+def test_two_reruns_of_one_batch_at_once_on_postgres_leave_each_row_once(tmp_path: Path):
+    """A scheduled run and a manual rerun of the same day load at the same moment: the second waits for
+    the first's batch lock, then replaces its rows. Before: raw held every reading twice while
+    audit.batches said the batch loaded once and reconciled."""
+    import multiprocessing
+
+    from databases import postgres_database
+
+    feed = "alerts_110"
+    data = tmp_path / "data"
+    with postgres_database("edw_test_batch_lock") as (_, url), pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDW_DATA_DIR", str(data))
+        mp.setenv("EDW_WAREHOUSE_URL", url)
+        Simulator(data / "sources", scale=0.1).simulate_day(DAY, feeds=[feed])
+        with embedded_sources() as env:
+            first = ingest(feed, *day_interval(DAY), url)
+            landed = extract_and_land(feed, *day_interval(DAY))
+        distinct = _rows(url, f"select count(distinct _row) as n from raw.{feed}")[0]["n"]
+        assert first.rows_loaded == distinct > 0
+        context = multiprocessing.get_context("spawn")
+        with context.Manager() as manager:
+            barrier = manager.Barrier(2)
+            job = {
+                "landed": landed.to_xcom(),
+                "url": url,
+                "barrier": barrier,
+                "env": {**env, "EDW_DATA_DIR": str(data)},
+            }
+            with context.Pool(2) as pool:
+                outcomes = pool.map(_rerun_slowly, [job, job])
+        assert [o["error"] for o in outcomes] == [None, None], outcomes
+        assert [o["rows_loaded"] for o in outcomes] == [first.rows_loaded] * 2
+        per_row = _rows(url, f"select _row, count(*) as n from raw.{feed} group by _row having count(*) > 1")
+        assert per_row == [], f"{len(per_row)} rows loaded more than once"
+        assert _rows(url, f"select count(*) as n from raw.{feed}")[0]["n"] == distinct
+        [batch] = _rows(url, "select * from audit.batches where batch_id = ?", [landed.batch_id])
+        assert batch["rows_loaded"] + batch["rows_quarantined"] == batch["rows_extracted"]
+        attempts = _rows(url, "select status from audit.batch_attempts where batch_id = ?", [landed.batch_id])
+        assert [a["status"] for a in attempts] == ["loaded"] * 3
+
+
+# ---------------------------------------------------------------- the database counts the load
+def test_a_row_lost_in_the_load_fails_the_batch_and_keeps_the_good_load(
+    loaded, monkeypatch: pytest.MonkeyPatch
+):
+    """rows_loaded is what the warehouse holds for the batch after the load, counted in the load's own
+    transaction: a row lost on its way in (here the insert drops one and still reports them all) fails the
+    batch by its rows_reconcile rule, and the good load stays. Before, rows_loaded was the rows handed to the
+    insert, so the audit said the batch loaded whole and reconciled."""
+    from emergency_dw.warehouse.duckdb_backend import DuckDBWarehouse
+
+    url, results = loaded
+    feed = "alerts_110"
+    batch_id = results[feed].batch_id
+    good = _batch(url, batch_id)
+    raw_before = _rows(url, f"select count(*) as n from raw.{feed}")
+    insert = DuckDBWarehouse._insert
+
+    def lossy_insert(self, schema, table, data):
+        if schema == "raw" and data.num_rows:
+            insert(self, schema, table, data.slice(0, data.num_rows - 1))
+            return data.num_rows
+        return insert(self, schema, table, data)
+
+    monkeypatch.setattr(DuckDBWarehouse, "_insert", lossy_insert)
+    with embedded_sources(), pytest.raises(BatchFailed) as failed:
+        ingest(feed, *day_interval(DAY))
+    assert failed.value.rule == "rows_reconcile" and batch_id in str(failed.value)
+    assert f"{good['rows_loaded'] - 1:,} rows in raw.{feed}" in str(failed.value)
+    assert _rows(url, f"select count(*) as n from raw.{feed}") == raw_before
+    assert _batch(url, batch_id)["checksum"] == good["checksum"]
+    attempts = _rows(
+        url,
+        "select status, failed_rule from audit.batch_attempts where batch_id = ? order by finished_at",
+        [batch_id],
+    )
+    assert attempts[-1] == {"status": "failed", "failed_rule": "rows_reconcile"}
+
+
+def test_two_edw_ingest_of_one_day_at_once_take_turns(tmp_path: Path):
+    """Two ``edw ingest`` of the same feed and day from one data directory (a manual rerun while the
+    scheduled one runs): the second says the first is running, waits for it, then reruns the batch; both
+    succeed. Before, both wrote the same DAG run into Airflow's metadata database and one died there with a
+    SQLAlchemy traceback."""
+    import os
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    Simulator(data / "sources", scale=0.01).simulate_day(DAY, feeds=["alerts_110"])
+    env = {**os.environ, "EDW_DATA_DIR": str(data)}
+    env.pop("EDW_WAREHOUSE_URL", None)
+    command = [sys.executable, "-m", "emergency_dw.cli", "ingest", "alerts_110", "--date", DAY.isoformat()]
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lock = data / "airflow" / "locks" / f"ingest__alerts_110__{DAY.isoformat()}.lock"
+    for _ in range(600):  # the second starts once the first holds the day
+        if lock.exists() and lock.read_text().startswith("process"):
+            break
+        time.sleep(0.05)
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    first_out, _ = first.communicate(timeout=240)
+    assert first.returncode == 0, first_out[-3000:]
+    assert second.returncode == 0, (second.stdout + second.stderr)[-3000:]
+    assert "is already running in process" in second.stdout + second.stderr
+    for output in (first_out, second.stdout + second.stderr):
+        assert "Traceback" not in output, output[-3000:]
+    url = f"duckdb:///{data / 'warehouse.duckdb'}"
+    attempts = _rows(url, "select status from audit.batch_attempts where batch_id = ?", [f"alerts_110:{DAY}"])
+    assert [a["status"] for a in attempts] == ["loaded", "loaded"]
+    distinct = _rows(url, "select count(*) as n, count(distinct _row) as d from raw.alerts_110")[0]
+    assert distinct["n"] == distinct["d"] > 0

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
+import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +15,8 @@ import pendulum
 
 from .catalog import get_feed
 from .config import LOCAL_TZ, settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,7 +40,7 @@ def run_ingest_dag(feed_name: str, day: dt.date) -> DagOutcome:
     # dag.test() re-parses the DAG folder and writes every DAG it finds to the metadata DB; naming this
     # DAG in Airflow's parsing context makes the DAG files build only it (seconds saved per run: the
     # Cosmos-rendered warehouse__build DAG alone takes about 3.5 s to build).
-    with _parsing_context(dag.dag_id):
+    with _one_run_at_a_time(dag.dag_id, day), _parsing_context(dag.dag_id):
         run = dag.test(logical_date=logical, run_conf={"date": day.isoformat()})
     state = str(getattr(run.state, "value", run.state)) if run is not None else "unknown"
     batch = latest_batch(f"{feed_name}:{day.isoformat()}")
@@ -42,6 +48,50 @@ def run_ingest_dag(feed_name: str, day: dt.date) -> DagOutcome:
     if state != "success" and not error:
         error = f"DAG ingest__{feed_name} ended {state}; see the task logs under {settings().data_dir / 'airflow' / 'logs'}"
     return DagOutcome(feed_name, day, state, time.perf_counter() - started, batch, error)
+
+
+@contextlib.contextmanager
+def _one_run_at_a_time(dag_id: str, day: dt.date):
+    """Hold ``data/airflow/locks/<dag>__<day>.lock`` while the DAG runs for the day: a second ``edw ingest``
+    or backfill of the same feed and day from this data directory waits for the first, then runs (and
+    replaces the batch), instead of both writing the same DAG run into Airflow's metadata database and one
+    of them dying in it. Waits up to ``EDW_LOCK_TIMEOUT_SECONDS`` (default 600)."""
+    from .warehouse import DEFAULT_LOCK_TIMEOUT_SECONDS, LOCK_TIMEOUT_ENV, LockTimeout
+
+    folder = settings().data_dir / "airflow" / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    timeout = float(os.environ.get(LOCK_TIMEOUT_ENV) or DEFAULT_LOCK_TIMEOUT_SECONDS)
+    started, told = time.monotonic(), False
+    with open(folder / f"{dag_id}__{day.isoformat()}.lock", "a+") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                if time.monotonic() - started >= timeout:
+                    raise LockTimeout(
+                        f"{dag_id} for {day} has been running in {holder} for over {timeout:.0f} s; wait "
+                        f"for it to finish (or stop it), then run again, or raise {LOCK_TIMEOUT_ENV}"
+                    ) from None
+                if not told:
+                    log.warning(
+                        "%s for %s is already running in %s: waiting for it, then running again",
+                        dag_id,
+                        day,
+                        holder,
+                    )
+                    told = True
+                time.sleep(0.2)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _parsing_context(dag_id: str):

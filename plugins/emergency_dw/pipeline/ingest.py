@@ -530,28 +530,39 @@ def _validate_and_load(warehouse_url: str, feed: Feed, landed: LandedBatch) -> B
         columns=[c.name for c in VALIDATION_RESULTS],
     )
     good_load = None
-    with _warehouse(warehouse_url) as warehouse, warehouse.transaction() as tx:
-        if raw_table is not None:
-            tx.replace_rows(RAW, feed.name, "_batch_id", landed.batch_id, raw_table)
-            tx.replace_rows(QUARANTINE, feed.name, "_batch_id", landed.batch_id, quarantine_table)
-        else:
-            # a failed attempt never deletes what an earlier attempt loaded: the good load stays current
-            good_load = _good_load(warehouse, landed.batch_id)
-            if good_load is None:
-                tx.execute(f'delete from "{RAW}"."{feed.name}" where _batch_id = ?', [landed.batch_id])
-                tx.execute(f'delete from "{QUARANTINE}"."{feed.name}" where _batch_id = ?', [landed.batch_id])
-        audit_row["load_seconds"] = time.perf_counter() - load_started
-        attempt = _arrow(pd.DataFrame([audit_row]), BATCH_ATTEMPTS)
-        tx.append(AUDIT, "batch_attempts", attempt)
-        if good_load is None:
-            tx.replace_rows(AUDIT, "batches", "batch_id", landed.batch_id, attempt)
-            tx.replace_rows(
-                AUDIT, "validation_results", "batch_id", landed.batch_id, _arrow(results, VALIDATION_RESULTS)
+    with _warehouse(warehouse_url) as warehouse:
+        try:
+            with warehouse.transaction() as tx:
+                good_load = _write_attempt(
+                    tx,
+                    warehouse,
+                    feed,
+                    landed,
+                    raw_table,
+                    quarantine_table,
+                    audit_row,
+                    results,
+                    now,
+                    load_started,
+                )
+        except _LoadMismatch as exc:
+            # the transaction rolled back: whatever an earlier attempt loaded is as it was
+            failure = ("rows_reconcile", str(exc))
+            status, rows_loaded, rows_quarantined, rows_rejected = "failed", 0, 0, rows_extracted
+            audit_row.update(
+                status=status,
+                rows_loaded=0,
+                rows_quarantined=0,
+                rows_rejected=rows_extracted,
+                failed_rule=failure[0],
+                error=f"feed {feed.name}, batch {landed.batch_id}, rule {failure[0]}: {failure[1]}",
             )
-        if raw_table is not None and raw_table.num_rows and feed.incremental_field:
-            high = pd.Series(raw_table.column(feed.incremental_field).to_pandas()).max()
-            if pd.notna(high):
-                _raise_watermark(tx, feed.name, pd.Timestamp(high).to_pydatetime(), landed.batch_id, now)
+            with warehouse.transaction() as tx:
+                good_load = _write_attempt(
+                    tx, warehouse, feed, landed, None, None, audit_row, results, now, load_started
+                )
+        else:
+            rows_loaded, rows_quarantined = audit_row["rows_loaded"], audit_row["rows_quarantined"]
     if failure is None and landed.files:
         from ..connectors.file_drop import mark_processed
         from ..connectors.settings import drop_root
@@ -579,6 +590,62 @@ def _validate_and_load(warehouse_url: str, feed: Feed, landed: LandedBatch) -> B
         )
         raise BatchFailed(feed.name, landed.batch_id, failure[0], failure[1] + kept)
     return result
+
+
+class _LoadMismatch(Exception):
+    """The rows the database holds for a batch after its load differ from what was extracted."""
+
+
+def _write_attempt(
+    tx,
+    warehouse,
+    feed: Feed,
+    landed: LandedBatch,
+    raw_table,
+    quarantine_table,
+    audit_row: dict,
+    results: pd.DataFrame,
+    now: pd.Timestamp,
+    load_started: float,
+) -> dict | None:
+    """One attempt at a batch, in the transaction ``tx``, under the batch's own lock (a second load of the
+    same batch, from a scheduled run and a manual rerun at once, waits for this one and then replaces it:
+    never both). A loaded attempt replaces the batch's rows; its ``rows_loaded`` and ``rows_quarantined``
+    are what the database then counts for the batch, and a count that does not add up to the rows extracted
+    raises ``_LoadMismatch`` (the transaction rolls back). A failed attempt (``raw_table`` None) never deletes
+    what an earlier attempt loaded. Returns the good load kept, if any."""
+    tx.lock(f"batch {landed.batch_id}", f"batch {landed.batch_id} (another load of the same batch)")
+    good_load = None
+    if raw_table is not None:
+        tx.replace_rows(RAW, feed.name, "_batch_id", landed.batch_id, raw_table)
+        tx.replace_rows(QUARANTINE, feed.name, "_batch_id", landed.batch_id, quarantine_table)
+        loaded = tx.count(RAW, feed.name, "_batch_id", landed.batch_id)
+        quarantined = tx.count(QUARANTINE, feed.name, "_batch_id", landed.batch_id)
+        if loaded + quarantined != audit_row["rows_extracted"]:
+            raise _LoadMismatch(
+                f"after the load the warehouse holds {loaded:,} rows in raw.{feed.name} and {quarantined:,} in "
+                f"quarantine.{feed.name} for this batch, but {audit_row['rows_extracted']:,} were extracted; "
+                "the load was rolled back. Rerun the batch; if it happens again, report it with this message"
+            )
+        audit_row.update(rows_loaded=loaded, rows_quarantined=quarantined)
+    else:
+        good_load = _good_load(warehouse, landed.batch_id)
+        if good_load is None:
+            tx.execute(f'delete from "{RAW}"."{feed.name}" where _batch_id = ?', [landed.batch_id])
+            tx.execute(f'delete from "{QUARANTINE}"."{feed.name}" where _batch_id = ?', [landed.batch_id])
+    audit_row["load_seconds"] = time.perf_counter() - load_started
+    attempt = _arrow(pd.DataFrame([audit_row]), BATCH_ATTEMPTS)
+    tx.append(AUDIT, "batch_attempts", attempt)
+    if good_load is None:
+        tx.replace_rows(AUDIT, "batches", "batch_id", landed.batch_id, attempt)
+        tx.replace_rows(
+            AUDIT, "validation_results", "batch_id", landed.batch_id, _arrow(results, VALIDATION_RESULTS)
+        )
+    if raw_table is not None and raw_table.num_rows and feed.incremental_field:
+        high = pd.Series(raw_table.column(feed.incremental_field).to_pandas()).max()
+        if pd.notna(high):
+            _raise_watermark(tx, feed.name, pd.Timestamp(high).to_pydatetime(), landed.batch_id, now)
+    return good_load
 
 
 def _good_load(warehouse, batch_id: str) -> dict | None:

@@ -128,6 +128,8 @@ def ensure_pipeline_tables(warehouse, feed: Feed) -> list[str]:
         warehouse.ensure_schema(schema)
     added = warehouse.ensure_table(RAW, feed.name, raw_columns(feed))
     warehouse.ensure_table(QUARANTINE, feed.name, QUARANTINE_COLUMNS)
+    for schema in (RAW, QUARANTINE):
+        warehouse.ensure_index(schema, feed.name, "_batch_id")
     warehouse.ensure_table(AUDIT, "batches", BATCHES, primary_key=["batch_id"])
     warehouse.ensure_table(AUDIT, "batch_attempts", BATCH_ATTEMPTS)
     warehouse.ensure_table(AUDIT, "validation_results", VALIDATION_RESULTS)

@@ -11,12 +11,19 @@ Conventions shared by both backends:
 
 from __future__ import annotations
 
+import logging
+import os
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from emergency_dw.warehouse.base import LOGICAL_TYPES, ColumnSpec, Transaction, Warehouse
+from emergency_dw.warehouse.base import LOGICAL_TYPES, ColumnSpec, LockTimeout, Transaction, Warehouse
 
-__all__ = ["LOGICAL_TYPES", "ColumnSpec", "Transaction", "Warehouse", "connect", "quote_ident"]
+__all__ = ["LOGICAL_TYPES", "ColumnSpec", "LockTimeout", "Transaction", "Warehouse", "connect", "quote_ident"]
+
+LOCK_TIMEOUT_ENV = "EDW_LOCK_TIMEOUT_SECONDS"
+DEFAULT_LOCK_TIMEOUT_SECONDS = 600.0
+log = logging.getLogger(__name__)
 
 ACCEPTED_URLS = "duckdb:///path/to/file.duckdb, duckdb:///:memory:, postgresql://... or postgres://..."
 
@@ -73,6 +80,41 @@ class BulkTransaction:
 
     def append(self, schema: str, table: str, data) -> int:
         return self._wh._insert(schema, table, data)
+
+    def count(self, schema: str, table: str, key_column: str, key_value: Any) -> int:
+        return self._wh._count(
+            f"SELECT count(*) AS n FROM {qualified(schema, table)} WHERE {quote_ident(key_column)} = ?",
+            [key_value],
+        )
+
+    def lock(self, key: str, what: str) -> None:
+        """Wait for the named lock (the backend's ``_try_lock``), saying once who holds it; give up after
+        ``EDW_LOCK_TIMEOUT_SECONDS`` (default 600) with a message naming ``what`` and its holder."""
+        timeout = float(os.environ.get(LOCK_TIMEOUT_ENV) or DEFAULT_LOCK_TIMEOUT_SECONDS)
+        started = time.monotonic()
+        warned = False
+        while True:
+            holder = self._wh._try_lock(key)
+            if holder is None:
+                if warned:
+                    log.warning("%s is free again after %.1f s", what, time.monotonic() - started)
+                return
+            waited = time.monotonic() - started
+            if waited >= timeout:
+                raise LockTimeout(
+                    f"{what} has been held by {holder} for over {timeout:.0f} s; wait for it to finish "
+                    f"(or stop it), then run again, or raise {LOCK_TIMEOUT_ENV}"
+                )
+            if not warned:
+                log.warning(
+                    "%s is held by %s: waiting for it (up to %.0f s, %s)",
+                    what,
+                    holder,
+                    timeout,
+                    LOCK_TIMEOUT_ENV,
+                )
+                warned = True
+            time.sleep(0.1)
 
 
 def table_ddl(

@@ -30,6 +30,16 @@ class Transaction(Protocol):
         """Delete the rows where key_column = key_value, then bulk-insert ``data``; returns rows inserted."""
 
     def append(self, schema: str, table: str, data: pa.Table) -> int: ...
+    def count(self, schema: str, table: str, key_column: str, key_value: Any) -> int:
+        """The rows where key_column = key_value, as this transaction sees them."""
+
+    def lock(self, key: str, what: str) -> None:
+        """Hold a lock named ``key`` until the transaction ends; another holder is waited for (up to
+        ``EDW_LOCK_TIMEOUT_SECONDS``), then ``LockTimeout`` names ``what`` is held and by whom."""
+
+
+class LockTimeout(RuntimeError):
+    """A transaction's named lock stayed with another process for longer than the lock timeout."""
 
 
 class Warehouse(Protocol):
@@ -40,6 +50,9 @@ class Warehouse(Protocol):
         self, schema: str, table: str, columns: Sequence[ColumnSpec], primary_key: Sequence[str] = ()
     ) -> list[str]:
         """Create the table if missing; add columns that are missing (returns their names)."""
+
+    def ensure_index(self, schema: str, table: str, column: str) -> None:
+        """An index on the column where the backend needs one to find a batch's rows."""
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]: ...

@@ -12,10 +12,12 @@ embedded warehouse therefore run one after another; Postgres runs them side by s
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import random
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -129,6 +131,9 @@ def _setting_text(value: str) -> str:
     return value.replace("'", "''")
 
 
+_MEMORY_LOCKS: dict[str, threading.Lock] = {}
+_LOCK_TYPE = type(threading.Lock())
+
 DuckDBTransaction = BulkTransaction  # the verbs are the same; only _run and _insert differ
 
 
@@ -163,6 +168,7 @@ class DuckDBWarehouse:
                 "EDW_DUCKDB_THREADS to a whole number)"
             ) from exc
         self._in_transaction = False
+        self._locks: list = []  # the named locks this transaction holds (files, or threading locks in memory)
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         # Fetch everything: an unfinished result would block the connection's next statement.
@@ -190,6 +196,45 @@ class DuckDBWarehouse:
             self._con.unregister(view)
         return int(count)
 
+    def _count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return int(self._run(sql, params)[0][0])
+
+    def _try_lock(self, key: str) -> str | None:
+        """Take the lock named ``key`` until the transaction ends: an OS lock on a file in
+        ``<warehouse>.locks/`` (so threads of one process and processes exclude each other alike); None
+        when taken, else who holds it. An in-memory warehouse uses a lock of this process."""
+        if self.path == ":memory:":
+            lock = _MEMORY_LOCKS.setdefault(key, threading.Lock())
+            if not lock.acquire(blocking=False):
+                return "another thread of this process"
+            self._locks.append(lock)
+            return None
+        folder = Path(f"{self.path}.locks")
+        folder.mkdir(exist_ok=True)
+        handle = open(folder / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.lock", "a+")  # noqa: SIM115 - held until the transaction ends
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            return holder
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} ({key})")
+        handle.flush()
+        self._locks.append(handle)
+        return None
+
+    def _release_locks(self) -> None:
+        for lock in self._locks:
+            if isinstance(lock, _LOCK_TYPE):
+                lock.release()
+            else:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+                lock.close()
+        self._locks = []
+
     def ensure_schema(self, schema: str) -> None:
         self._run(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
 
@@ -207,6 +252,10 @@ class DuckDBWarehouse:
             self._run(add_column_ddl(schema, table, col, SQL_TYPES))
         return [col.name for col in added]
 
+    def ensure_index(self, schema: str, table: str, column: str) -> None:
+        """Nothing: DuckDB's per-block min/max (zone maps) already skip other batches' rows, and an ART
+        index would slow every bulk insert."""
+
     @contextmanager
     def transaction(self) -> Iterator[DuckDBTransaction]:
         if self._in_transaction:
@@ -222,6 +271,7 @@ class DuckDBWarehouse:
             self._run("COMMIT")
         finally:
             self._in_transaction = False
+            self._release_locks()
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         relation = self._con.sql(sql, params=list(params) or None)

@@ -159,6 +159,35 @@ class PostgresWarehouse:
         self._cur.adbc_ingest(table, data, mode="append", db_schema_name=schema)
         return data.num_rows
 
+    def _count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return int(
+            self._fetch(f"SELECT CAST(n AS BIGINT) AS n FROM ({sql}) AS counted", params)
+            .column("n")[0]
+            .as_py()
+        )
+
+    def _try_lock(self, key: str) -> str | None:
+        """Take the transaction-level advisory lock named ``key``; None when taken, else who holds it."""
+        if (
+            self._fetch("SELECT pg_try_advisory_xact_lock(hashtextextended(?, 0)) AS got", [key])
+            .column("got")[0]
+            .as_py()
+        ):
+            return None
+        holders = self._fetch(
+            "SELECT l.pid, coalesce(nullif(a.application_name, ''), 'a client') AS app, a.backend_start "
+            "FROM pg_locks AS l LEFT JOIN pg_stat_activity AS a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+            "AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(?, 0)",
+            [key],
+        ).to_pylist()
+        if not holders:
+            return "another Postgres session"
+        h = holders[0]
+        return (
+            f"Postgres session {h['pid']} ({h['app']}, connected {h['backend_start']:%Y-%m-%d %H:%M:%S} UTC)"
+        )
+
     def lock_ddl(self) -> None:
         """Hold the DDL lock until the current transaction ends (see DDL_LOCK_KEY)."""
         self._fetch("SELECT true AS locked FROM pg_advisory_xact_lock(?)", [DDL_LOCK_KEY])
@@ -191,6 +220,20 @@ class PostgresWarehouse:
             for col in added:
                 self._run(add_column_ddl(schema, table, col, SQL_TYPES))
             return [col.name for col in added]
+
+    def ensure_index(self, schema: str, table: str, column: str) -> None:
+        """An index on ``column`` (a batch's rows are deleted, replaced and counted by ``_batch_id``: without
+        one, each load of a feed would read the whole table three times)."""
+        name = f"{table}__{column.strip('_')}_idx"[:63]
+        with self._unit():
+            found = "SELECT 1 FROM pg_indexes WHERE schemaname = ? AND indexname = ?"
+            if self._fetch(found, [schema, name]).num_rows:
+                return
+            self.lock_ddl()
+            if not self._fetch(found, [schema, name]).num_rows:
+                self._run(
+                    f"CREATE INDEX IF NOT EXISTS {quote_ident(name)} ON {quote_ident(schema)}.{quote_ident(table)} ({quote_ident(column)})"
+                )
 
     @contextmanager
     def transaction(self) -> Iterator[PostgresTransaction]:
