@@ -7,13 +7,12 @@ still builds, its other marts empty until their feeds load.
 
 from __future__ import annotations
 
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from .config import settings, temporary_environment
+from .pii import PII_SALT_ENV, pii_salt
 
 DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 
@@ -60,33 +59,6 @@ class DbtRun:
     command: list[str]
     results: list[dict]  # node, status, seconds, message
     error: str | None = None
-
-
-PII_SALT_ENV = "EDW_PII_SALT"
-
-
-def pii_salt() -> str:
-    """The salt of the hashes that replace personal data in staging: ``EDW_PII_SALT``, else (the embedded
-    default) a random one made once for the data directory and kept in ``$EDW_DATA_DIR/.pii_salt``.
-
-    Never a value from the repository: with a known salt, a phone number's hash is reversed by hashing
-    the few billion possible numbers. Keep the salt (or the file) to keep hashes stable across builds."""
-    value = (os.environ.get(PII_SALT_ENV) or "").strip()
-    if value:
-        return value
-    path = settings().data_dir / ".pii_salt"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".pii_salt.{os.getpid()}.tmp")
-        tmp.write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
-        tmp.chmod(0o600)
-        try:
-            os.link(tmp, path)  # atomic create-if-absent: concurrent first runs agree on one salt
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    return path.read_text(encoding="utf-8").strip()
 
 
 def dbt_environment(warehouse_url: str | None = None) -> dict[str, str]:

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from ..catalog import Feed, FileDrop, get_feed
 from ..config import LOCAL_TZ, settings
+from ..pii import hash_value, pii_salt
 from ..warehouse import ColumnSpec, connect
 from . import suites
 from .parse import Parsed, SchemaError, parse_batch, storable_json
@@ -341,8 +342,50 @@ def _resolve_rules(
     return resolved
 
 
+def _hash_personal_values(feed: Feed, gx_result: dict) -> dict:
+    """The result of every rule on a personal column with the values it quotes (the unexpected values, and
+    the values beside each unexpected row's number) replaced by their salted hashes: the Data Docs never
+    show a phone or ID number in clear."""
+    personal = {c.name for c in feed.columns if c.pii}
+    if not personal:
+        return gx_result
+    salt = None
+
+    def hashed(value):
+        nonlocal salt
+        if value is None or isinstance(value, bool):
+            return value
+        salt = salt or pii_salt()
+        return hash_value(value, salt)
+
+    for item in gx_result.get("results") or []:
+        kwargs = (item.get("expectation_config") or {}).get("kwargs") or {}
+        columns = {
+            kwargs.get("column"),
+            kwargs.get("column_A"),
+            kwargs.get("column_B"),
+            *(kwargs.get("column_list") or []),
+        }
+        if not columns & personal or not item.get("result"):
+            continue
+        result = item["result"]
+        for key in ("unexpected_list", "partial_unexpected_list"):
+            if result.get(key):
+                result[key] = [hashed(v) for v in result[key]]
+        for entry in result.get("partial_unexpected_counts") or []:
+            entry["value"] = hashed(entry.get("value"))
+        for key in ("unexpected_index_list", "partial_unexpected_index_list"):
+            for entry in result.get(key) or []:
+                if isinstance(entry, dict):
+                    for name in personal & entry.keys():
+                        entry[name] = hashed(entry[name])
+    return gx_result
+
+
 def _keep_validation_result(feed: Feed, batch_id: str, gx_result: dict) -> Path:
-    """The run's Great Expectations result, kept for the auditors' Data Docs (``data/validation/``)."""
+    """The run's Great Expectations result, kept for the auditors' Data Docs (``data/validation/``), with
+    personal values hashed."""
+    gx_result = _hash_personal_values(feed, gx_result)
     path = settings().data_dir / "validation" / feed.name / (batch_id.replace(":", "__") + ".json")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -351,9 +394,22 @@ def _keep_validation_result(feed: Feed, batch_id: str, gx_result: dict) -> Path:
     return path
 
 
-def _records_json(landed: pa.Table, rows: np.ndarray) -> list[str]:
+def _records_json(landed: pa.Table, rows: np.ndarray, feed: Feed) -> list[str]:
+    """The quarantined rows as delivered (keyed by the source's headers), their personal fields hashed."""
     picked = landed.take(pa.array(rows, type=pa.int64())).to_pylist()
+    keys = _personal_keys(feed)
+    if keys:
+        salt = pii_salt()
+        for record in picked:
+            for key in keys & record.keys():
+                if record[key] is not None and str(record[key]).strip():
+                    record[key] = hash_value(record[key], salt)
     return [storable_json(rec) for rec in picked]
+
+
+def _personal_keys(feed: Feed) -> set[str]:
+    """The keys a delivered record of ``feed`` may carry personal data under (its header, or its name)."""
+    return {c.header for c in feed.columns if c.pii} | {c.name for c in feed.columns if c.pii}
 
 
 WATERMARK_UPSERT = f"""
@@ -465,12 +521,10 @@ def _validate_and_load(warehouse_url: str, feed: Feed, landed: LandedBatch) -> B
                 "_row": q_rows,
                 "_failed_rules": [json.dumps(failed_by_row.get(int(r), [])) for r in q_rows],
                 "_errors": [
-                    storable_json(parsed.type_errors.get(int(r), []))
-                    if int(r) in parsed.type_errors
-                    else None
+                    storable_json(parsed.type_errors[int(r)]) if int(r) in parsed.type_errors else None
                     for r in q_rows
                 ],
-                "_record": _records_json(table, q_rows),
+                "_record": _records_json(table, q_rows, feed),
                 "_quarantined_at": now,
                 "_source": landed.source,
             }

@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..catalog import Column, Feed
+from ..pii import hash_value, pii_salt
 
 TRUE_WORDS = {"1", "true", "t", "yes", "y", "是"}
 FALSE_WORDS = {"0", "false", "f", "no", "n", "否"}
@@ -114,6 +115,7 @@ def parse_batch(feed: Feed, table: pa.Table) -> Parsed:
         )
     frame = pd.DataFrame(index=delivered.index)
     errors: dict[int, list[str]] = {}
+    salt: str | None = None  # read once, and only when a personal value fails to convert
     for col in feed.columns:
         if col.name not in delivered.columns:
             frame[col.name] = convert(
@@ -133,7 +135,9 @@ def parse_batch(feed: Feed, table: pa.Table) -> Parsed:
                 if col.type == "string"
                 else f"is not a valid {col.type}"
             )
-            errors.setdefault(int(row), []).append(f"{col.name}: {value[:60]!r} {problem}")
+            # a personal value is quoted as its salted hash (what staging would have made of it), never in clear
+            shown = hash_value(value, salt or (salt := pii_salt())) if col.pii else repr(value[:60])
+            errors.setdefault(int(row), []).append(f"{col.name}: {shown} {problem}")
         frame[col.name] = typed
     frame["_row"] = np.arange(len(frame), dtype="int64")
     if extras:

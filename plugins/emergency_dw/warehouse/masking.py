@@ -5,7 +5,9 @@ headers) with the reasons it failed (``_errors``, messages that quote the offend
 table whose records carry personal fields, :func:`ensure_masked_view` creates a view that shows every
 row and reason, but with those fields' values replaced by ``***`` (a missing or null value stays null,
 so "required value missing" still reads right) and every reason about them reduced to its column.
-The view is granted to the roles given (``auditor``) when they exist. Postgres only: DuckDB has no roles.
+On Postgres the view is granted to the roles given (``auditor``) when they exist; DuckDB has no roles,
+and gets the same view (its file's readers read the view, and the quarantine table itself holds personal
+fields only as salted hashes: see ``pipeline/ingest.py``).
 
 Identifiers and literals are quoted here (a view cannot take bind parameters); they come from the
 catalog, never from delivered data.
@@ -61,6 +63,39 @@ def masked_view_sql(
     )
 
 
+def duckdb_masked_view_sql(
+    source_schema: str,
+    source_table: str,
+    view_schema: str,
+    view_name: str,
+    record_keys: Sequence[str],
+    error_columns: Sequence[str],
+) -> str:
+    """``masked_view_sql`` in DuckDB's JSON functions."""
+    patches = [
+        f"case when coalesce(json_type(_record, {quote_literal(_json_path(key))}), 'NULL') <> 'NULL' "
+        f"then json_object({quote_literal(key)}, {quote_literal(MASK)}) else '{{}}'::json end"
+        for key in record_keys
+    ]
+    record = f"json_merge_patch(_record, {', '.join(patches)})" if patches else "_record"
+    personal = " or ".join(f"starts_with(e, {quote_literal(c + ':')})" for c in error_columns) or "false"
+    errors = (
+        "case when _errors is null then null else to_json(list_transform(cast(_errors as varchar[]), lambda e: "
+        f"case when {personal} then split_part(e, ':', 1) || {quote_literal(': ' + MASK + ' (personal data masked)')} "
+        "else e end)) end"
+    )
+    return (
+        f"create or replace view {qualified(view_schema, view_name)} as select _batch_id, _row, "
+        f"_failed_rules, {errors} as _errors, case when _record is null then null else {record} end "
+        f"as _record, _quarantined_at, _source from {qualified(source_schema, source_table)}"
+    )
+
+
+def _json_path(key: str) -> str:
+    """A JSON path naming one top-level key (quoted, so any header works)."""
+    return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def ensure_masked_view(
     warehouse,
     source_schema: str,
@@ -74,6 +109,16 @@ def ensure_masked_view(
     """Create (or bring up to date) the masked view and grant it to ``readers`` that exist; returns
     True when it changed anything. A view already matching (its comment holds the definition's hash)
     is left alone, so concurrent batches do not rewrite it."""
+    if warehouse.dialect == "duckdb":
+        return _ensure_duckdb_view(
+            warehouse,
+            duckdb_masked_view_sql(
+                source_schema, source_table, view_schema, view_name, record_keys, error_columns
+            ),
+            source_table,
+            view_schema,
+            view_name,
+        )
     if warehouse.dialect != "postgres":
         return False
     definition = masked_view_sql(
@@ -111,4 +156,21 @@ def ensure_masked_view(
         tx.execute(f"comment on view {qualified(view_schema, view_name)} is {quote_literal(comment)}")
         for role in sorted(existing_roles):
             tx.execute(f"grant select on {qualified(view_schema, view_name)} to {quote_ident(role)}")
+    return True
+
+
+def _ensure_duckdb_view(
+    warehouse, definition: str, source_table: str, view_schema: str, view_name: str
+) -> bool:
+    """The DuckDB view, rewritten only when its definition changed (its comment holds the definition's hash)."""
+    signature = hashlib.sha256(definition.encode()).hexdigest()[:16]
+    comment = f"quarantine.{source_table} with personal fields masked ({MASK}); edw masking {signature}"
+    found = warehouse.query(
+        "select comment from duckdb_views() where schema_name = ? and view_name = ?", [view_schema, view_name]
+    ).to_pylist()
+    if found and found[0]["comment"] == comment:
+        return False
+    with warehouse.transaction() as tx:
+        tx.execute(definition)
+        tx.execute(f"comment on view {qualified(view_schema, view_name)} is {quote_literal(comment)}")
     return True
