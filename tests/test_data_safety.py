@@ -285,3 +285,36 @@ def test_two_edw_ingest_of_one_day_at_once_take_turns(tmp_path: Path):
     assert [a["status"] for a in attempts] == ["loaded", "loaded"]
     distinct = _rows(url, "select count(*) as n, count(distinct _row) as d from raw.alerts_110")[0]
     assert distinct["n"] == distinct["d"] > 0
+
+
+# ---------------------------------------------------------------- a data directory belongs to one warehouse
+def test_a_data_directory_refuses_a_second_warehouse(loaded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """make run on DuckDB, then the same ./data with EDW_WAREHOUSE_URL pointing at Postgres: the second
+    warehouse is refused before it lands or loads anything, with the way out. Before, its run overwrote the
+    first's lake and a later replay on DuckDB loaded the Postgres run's files."""
+    from emergency_dw.config import DataDirectoryClaimed
+
+    url, _ = loaded
+    data = tmp_path / "data"
+    assert (data / ".warehouse").read_text().strip() == "duckdb:///./warehouse.duckdb"
+    lake_before = sorted(p.name for p in (data / "lake").rglob("*.parquet"))
+    monkeypatch.setenv("EDW_WAREHOUSE_URL", "postgresql://postgres@127.0.0.1:5432/another_warehouse")
+    with embedded_sources(), pytest.raises(DataDirectoryClaimed) as refused:
+        ingest("alerts_110", *day_interval(DAY))
+    message = str(refused.value)
+    assert (
+        "duckdb:///./warehouse.duckdb" in message
+        and "postgresql://127.0.0.1:5432/another_warehouse" in message
+    )
+    assert "EDW_DATA_DIR" in message and "nothing was changed" in message
+    with pytest.raises(DataDirectoryClaimed):
+        quarantine.replay("alerts_110")
+    assert sorted(p.name for p in (data / "lake").rglob("*.parquet")) == lake_before
+
+    # the directory may move with its warehouse inside it: it is still the same warehouse
+    moved = tmp_path / "moved"
+    data.rename(moved)
+    monkeypatch.setenv("EDW_DATA_DIR", str(moved))
+    monkeypatch.setenv("EDW_WAREHOUSE_URL", f"duckdb:///{moved / 'warehouse.duckdb'}")
+    with embedded_sources():
+        assert ingest("boiler_inventory", *day_interval(DAY)).status == "loaded"

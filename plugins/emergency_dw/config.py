@@ -74,3 +74,59 @@ def temporary_environment(values: Mapping[str, str | None]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+WAREHOUSE_MARK = ".warehouse"  # in the data directory: the warehouse its lake and audit files belong to
+
+
+class DataDirectoryClaimed(ValueError):
+    """The data directory belongs to another warehouse than the one this run writes to."""
+
+
+def warehouse_identity(url: str, data_dir: Path) -> str | None:
+    """The warehouse ``url`` names, without credentials: a DuckDB file relative to the data directory when
+    it lies inside it (the directory may move), a Postgres server and database. None for an in-memory one."""
+    if url.startswith("duckdb:///"):
+        path = url.removeprefix("duckdb:///")
+        if path == ":memory:":
+            return None
+        resolved = Path(path).resolve()
+        try:
+            return f"duckdb:///./{resolved.relative_to(data_dir.resolve())}"
+        except ValueError:
+            return f"duckdb:///{resolved}"
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    return f"postgresql://{host}:{parts.port or 5432}{parts.path or '/'}"
+
+
+def claim_data_directory(config: Settings | None = None) -> None:
+    """Make sure the data directory belongs to the warehouse this run writes to, claiming it on first use.
+
+    A data directory holds one warehouse's lake, audit trail and validation results: a second warehouse
+    sharing it (``make run`` on DuckDB, then with EDW_WAREHOUSE_URL pointing at Postgres) would land its
+    batches beside the first's and confuse every replay. Raises ``DataDirectoryClaimed`` with the way out."""
+    config = config or settings()
+    identity = warehouse_identity(config.warehouse_url, config.data_dir)
+    if identity is None:
+        return
+    mark = config.data_dir / WAREHOUSE_MARK
+    if not mark.exists():
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = mark.with_name(f"{WAREHOUSE_MARK}.{os.getpid()}.tmp")
+        tmp.write_text(identity + "\n", encoding="utf-8")
+        try:
+            os.link(tmp, mark)  # atomic create-if-absent: concurrent first runs agree on one owner
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    owner = mark.read_text(encoding="utf-8").strip()
+    if owner != identity:
+        raise DataDirectoryClaimed(
+            f"the data directory {config.data_dir} belongs to the warehouse {owner} (recorded in {mark}), not "
+            f"to {identity} that this run writes to; nothing was changed. Give each warehouse its own data "
+            f"directory (EDW_DATA_DIR=... for this one), or, if that warehouse moved here, delete {mark}"
+        )

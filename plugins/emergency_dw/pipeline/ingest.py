@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..catalog import Feed, FileDrop, get_feed
-from ..config import LOCAL_TZ, settings
+from ..config import LOCAL_TZ, claim_data_directory, settings
 from ..pii import hash_value, pii_salt
 from ..warehouse import ColumnSpec, connect
 from . import suites
@@ -110,6 +110,7 @@ def lake_path(feed: Feed, batch_id: str, day: dt.date) -> Path:
     """Where an attempt at a batch lands: its own file, named by the batch and the moment it landed
     (``<feed>__<day>__<UTC time>.parquet``), so that no attempt overwrites another's: the lake is
     append-only, and the audit row names the exact file with its checksum."""
+    claim_data_directory()
     landed_at = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     name = f"{batch_id.replace(':', '__')}__{landed_at}.parquet"
     return settings().lake_dir / "raw" / feed.name / f"dt={day.isoformat()}" / name
@@ -201,8 +202,6 @@ def land_file(
         raise ValueError(f"{path.name}: unsupported file type {path.suffix!r}; send csv, xlsx or parquet")
     reader_feed = feed
     if not isinstance(feed.connector, FileDrop) or feed.connector.format != fmt:
-        from dataclasses import replace
-
         sheet = feed.connector.sheet if isinstance(feed.connector, FileDrop) else None
         reader_feed = replace(
             feed, connector=FileDrop(folder=feed.name, format=fmt, pattern="*", sheet=sheet)
@@ -467,6 +466,8 @@ def _critical_message(outcome: RuleOutcome) -> str:
 
 def _validate_and_load(warehouse_url: str, feed: Feed, landed: LandedBatch) -> BatchResult:
     started = time.perf_counter()
+    config = settings()
+    claim_data_directory(replace(config, warehouse_url=warehouse_url))
     table = pq.read_table(landed.path)
     checksum = hashlib.sha256(Path(landed.path).read_bytes()).hexdigest()
     failure: tuple[str, str] | None = None

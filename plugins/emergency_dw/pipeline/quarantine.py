@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..catalog import all_feeds, get_feed
-from ..config import settings
+from ..config import claim_data_directory, settings
 from ..warehouse import connect
 from .ingest import BatchFailed, BatchResult, LandedBatch, validate_and_load
 
@@ -44,6 +44,7 @@ def summary(feed_name: str | None = None) -> list[dict]:
 def replay(feed_name: str) -> list[BatchResult]:
     """Re-validate every batch of the feed that holds quarantined rows or failed, from the raw lake."""
     feed = get_feed(feed_name)
+    claim_data_directory()
     warehouse = connect(settings().warehouse_url)
     try:
         batches = warehouse.query(
