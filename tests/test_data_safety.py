@@ -115,6 +115,21 @@ def test_a_failed_rerun_keeps_the_good_load_and_is_recorded_beside_it(loaded, tm
     assert attempts[0]["landed_path"] != attempts[1]["landed_path"]
     assert all(Path(a["landed_path"]).is_file() for a in attempts)
 
+    # the run summary and the audit page show the failed rerun beside the good load that stayed
+    from emergency_dw.reports.pages import build_report_pages
+    from emergency_dw.reports.summary import collect_run_summary
+
+    [rerun] = collect_run_summary(url, [DAY]).failed_reruns
+    assert (rerun.batch_id, rerun.failed_rule, rerun.good_rows_loaded) == (
+        batch_id,
+        "columns_match_catalog",
+        good["rows_loaded"],
+    )
+    audit_page = next(p for p in build_report_pages(tmp_path / "data", url) if p.parent.name == "audit")
+    section = audit_page.read_text().split('id="failed-reruns"')[1].split("</section>")[0]
+    assert batch_id in section and "columns_match_catalog" in section
+    assert f"{good['rows_loaded']:,} rows, loaded" in section
+
 
 def test_every_attempt_lands_in_a_file_of_its_own(loaded):
     url, results = loaded

@@ -457,6 +457,19 @@ def _print_run_summary(summary) -> None:
         "yes" if all(f.reconciles for f in summary.feeds) else "[red]NO[/]",
     )
     console.print(table)
+    if summary.failed_reruns:
+        table = Table(title="Failed reruns: the good load stayed (audit.batch_attempts)")
+        for header in ("feed", "day", "attempted (UTC)", "failed rule", "good load kept"):
+            table.add_column(header)
+        for r in summary.failed_reruns:
+            table.add_row(
+                r.feed,
+                str(r.day or ""),
+                f"{r.attempted_at:%Y-%m-%d %H:%M}" if r.attempted_at else "",
+                f"[red]{r.failed_rule or ''}[/]",
+                f"{r.good_rows_loaded:,} rows, {r.good_loaded_at:%Y-%m-%d %H:%M}" if r.good_loaded_at else "",
+            )
+        console.print(table)
     if summary.volume_flags:
         table = Table(title="Empty or short batches of feeds expected daily")
         for header in ("feed", "day", "status", "extracted", "problem"):

@@ -197,6 +197,7 @@ def audit_context(warehouse: Warehouse, report_settings: ReportSettings, days: l
     return {
         "batches": [{"b": b, "department": _department_of(b.feed)} for b in batches],
         "failed": [b for b in batches if b.status == "failed"],
+        "failed_reruns": queries.failed_reruns(warehouse),
         "volume_flags": summary.volume_flags(batches, results),
         "unreconciled": [b for b in batches if not b.reconciles],
         "quarantine": quarantine,

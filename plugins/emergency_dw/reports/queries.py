@@ -91,6 +91,43 @@ def batches(warehouse: Warehouse, days: list[dt.date] | None = None) -> list[Bat
     return out
 
 
+@dataclass
+class FailedRerun:
+    """A failed attempt at a batch whose earlier good load stays current (``audit.batch_attempts``)."""
+
+    batch_id: str
+    feed: str
+    day: dt.date | None
+    failed_rule: str | None
+    error: str | None
+    attempted_at: dt.datetime | None
+    landed_path: str | None
+    good_loaded_at: dt.datetime | None  # the good load that stays
+    good_rows_loaded: int
+
+
+def failed_reruns(warehouse: Warehouse, days: list[dt.date] | None = None) -> list[FailedRerun]:
+    """Failed attempts made after a batch's current good load (the good load stayed: the audit row of
+    ``audit.batches`` is the good one, the failure is beside it in ``audit.batch_attempts``), newest first."""
+    require(warehouse, "audit", "batches", INGEST_HINT)
+    if not table_exists(warehouse, "audit", "batch_attempts"):
+        return []
+    rows = warehouse.query(
+        "select a.batch_id, a.feed, a.interval_start, a.failed_rule, a.error, a.finished_at as attempted_at, "
+        "a.landed_path, b.finished_at as good_loaded_at, cast(b.rows_loaded as bigint) as good_rows_loaded "
+        "from audit.batch_attempts a join audit.batches b on b.batch_id = a.batch_id "
+        "where a.status = 'failed' and b.status = 'loaded' and a.finished_at > b.finished_at "
+        "order by a.finished_at desc"
+    ).to_pylist()
+    out = []
+    for row in rows:
+        start = row.pop("interval_start")
+        day = start.astimezone(LOCAL_TZ).date() if start is not None else None
+        if days is None or day in days:
+            out.append(FailedRerun(day=day, **row))
+    return out
+
+
 def latest_batch_day(warehouse: Warehouse) -> dt.date | None:
     days = [b.day for b in batches(warehouse) if b.day is not None]
     return max(days) if days else None

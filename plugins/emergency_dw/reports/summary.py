@@ -123,6 +123,7 @@ class RunSummary:
     held_by_rule: list[RuleHold] = field(default_factory=list)  # most rows first
     volume_flags: list[VolumeFlag] = field(default_factory=list)
     validation_explained: list[str] = field(default_factory=list)  # what the pass rate means, in sentences
+    failed_reruns: list[queries.FailedRerun] = field(default_factory=list)  # the good load stayed
 
     @property
     def totals(self) -> dict[str, int]:
@@ -367,6 +368,7 @@ def _collect(
         summary.validation = validation(results)
         summary.held_by_rule = holds_by_rule(queries.quarantine_by_rule(warehouse, batch_ids), results)
         summary.volume_flags = volume_flags(batches, results)
+        summary.failed_reruns = queries.failed_reruns(warehouse, days)
         summary.validation_explained = explain_validation(
             summary.validation, summary.feeds, summary.held_by_rule, summary.volume_flags
         )
