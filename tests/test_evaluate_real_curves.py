@@ -75,6 +75,23 @@ def test_commas_and_decimal_points_and_a_chosen_column(tmp_path: Path):
         read_load_curves(path, columns=["site_c"])
 
 
+def test_day_first_timestamps_as_european_exports_write_them(tmp_path: Path):
+    """dd.mm.yyyy, as SimBench's 2016 profiles and many European meter exports write it: 03.01.2016 is the
+    3rd of January. Before, the reader took the first rows month-first, failed on the 13th, and found no
+    column of date-times."""
+    stamps = pd.date_range("2016-01-01 00:00", "2016-01-14 23:45", freq="15min")
+    rows = [f"{t:%d.%m.%Y %H:%M};{k % 96 / 10:.6f}" for k, t in enumerate(stamps)]
+    path = write(tmp_path, "time;G1-A_pload\n" + "\n".join(rows) + "\n")
+    curves = read_load_curves(path)
+    load = curves.loads["G1-A_pload"]
+    assert curves.timestamp_column == "time" and curves.rows == len(stamps)
+    assert load.index[0] == pd.Timestamp("2016-01-01 00:00") and load.index[-1] == pd.Timestamp(
+        "2016-01-14 23:45"
+    )
+    assert load.loc[pd.Timestamp("2016-01-03 01:00")] == pytest.approx(0.4)  # the 3rd of January, not March
+    assert load.notna().all()
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

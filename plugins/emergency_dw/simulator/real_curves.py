@@ -141,14 +141,20 @@ def _timestamps(text: pd.Series) -> pd.Series | None:
     if not filled.any():
         return None
     wall_clock = text.str.strip().str.replace(OFFSET, r"\1", regex=True)  # a written offset is dropped
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "could not infer format": cell by cell, then
-            stamps = pd.to_datetime(wall_clock.where(filled), errors="coerce")
-    except (ValueError, TypeError, OverflowError):
+    candidates = []
+    for dayfirst in (False, True):  # 03.04.2016: April in Europe; the reading that parses (in order) wins
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "could not infer format": cell by cell, then
+                parsed = pd.to_datetime(wall_clock.where(filled), errors="coerce", dayfirst=dayfirst)
+        except (ValueError, TypeError, OverflowError):
+            continue
+        if pd.api.types.is_datetime64_any_dtype(parsed):
+            ordered = (parsed.dropna().diff().dropna() >= pd.Timedelta(0)).mean()
+            candidates.append((parsed[filled].notna().mean(), ordered, parsed))
+    if not candidates:
         return None
-    if not pd.api.types.is_datetime64_any_dtype(stamps):
-        return None
+    stamps = max(candidates, key=lambda c: (c[0], c[1]))[2]
     if stamps[filled].notna().mean() < PARSED_SHARE:
         return None
     return stamps.dt.tz_localize(None) if stamps.dt.tz is not None else stamps
