@@ -206,6 +206,8 @@ def airflow_cluster(
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the runs the test asks for (backfills)
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW__OPENLINEAGE__DISABLED": "True",
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "emergency_dw",
         "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
         "DO_NOT_TRACK": "1",
         "SCARF_ANALYTICS": "false",

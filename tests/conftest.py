@@ -24,6 +24,8 @@ START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) 
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
+os.environ.setdefault("AIRFLOW__OPENLINEAGE__DISABLED", "True")
+os.environ.setdefault("AIRFLOW__OPENLINEAGE__NAMESPACE", "emergency_dw")
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 

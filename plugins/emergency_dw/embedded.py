@@ -41,6 +41,9 @@ def airflow_environment() -> None:
     os.environ.setdefault("AIRFLOW__USAGE_DATA_COLLECTION__ENABLED", "False")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
+    # no lineage events either: OpenLineage is off, on purpose (its provider is not installed)
+    os.environ.setdefault("AIRFLOW__OPENLINEAGE__DISABLED", "True")
+    os.environ.setdefault("AIRFLOW__OPENLINEAGE__NAMESPACE", "emergency_dw")
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
     # Run in the foreground: a retry of a failed source read waits seconds, not the scheduler's minutes.
     os.environ.setdefault("EDW_RETRY_DELAY_SECONDS", "5")
