@@ -1,0 +1,242 @@
+"""Grants follow the relations (DESIGN section 8): on a fresh Postgres database where the roles exist (they are
+cluster-wide) but roles.sql was never applied, a plain load and `edw build` run as the database's owner leave
+the marts readable by bi_reader and auditor, with no grant given by hand. bi_reader still reads nothing
+outside the marts.
+
+Roles that do not exist are left out of the grants (the build passes). On DuckDB there are no roles: the
+marts' grants are Postgres's, and a DuckDB build grants nothing and says nothing of grants (dbt-duckdb would
+warn that it does not support them), exactly as before."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import errors
+
+from emergency_dw import cli, transform
+from emergency_dw.embedded import embedded_sources
+from emergency_dw.pipeline.ingest import day_interval, ingest, land_file, validate_and_load
+from emergency_dw.simulator.run import Simulator
+from emergency_dw.transform import DBT_PROJECT, run_dbt
+
+from conftest import DAY
+from databases import create_database, drop_database, postgres_url
+
+ROLES_SQL = Path(__file__).resolve().parents[1] / "plugins" / "emergency_dw" / "warehouse" / "roles.sql"
+PASSWORDS = {
+    "edw_loader": "loader_password",
+    "edw_transformer": "transformer_password",
+    "bi_reader": "bi_reader_password",
+    "auditor": "auditor_password",
+}
+FEEDS = ["alerts_110", "alerts_119", "alerts_120", "dispatch_records"]
+SCALE = 0.01
+PHONE = "13812345678"  # a caller's number, held in quarantine: the auditor must never read it in clear
+
+
+def _create_roles(passwords: dict[str, str]) -> None:
+    """roles.sql applied to a scratch database, then dropped: the roles stay (cluster-wide), no grant or
+    schema of roles.sql reaches the database under test."""
+    psql = shutil.which("psql")
+    if psql is None:
+        pytest.fail("psql is not installed: roles.sql is a psql script (apt-get install postgresql-client)")
+    scratch = create_database("edw_test_grants_roles")
+    try:
+        command = [psql, postgres_url(scratch), "-q", "-v", "ON_ERROR_STOP=1", "-f", str(ROLES_SQL)]
+        for role, variable in PASSWORDS.items():
+            command[2:2] = ["-v", f"{variable}={passwords[role]}"]
+        run = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+    finally:
+        drop_database(scratch)
+
+
+@pytest.fixture(scope="module")
+def passwords() -> dict[str, str]:
+    """The four roles, created (or given new passwords) by roles.sql, as an operator would once per cluster."""
+    chosen = {role: secrets.token_urlsafe(18) for role in PASSWORDS}
+    _create_roles(chosen)
+    return chosen
+
+
+@pytest.fixture(scope="module")
+def built(passwords: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
+    """A fresh database, loaded and built as its owner (`postgres`), the way `edw run` does."""
+    name = create_database("edw_test_grants")
+    root = tmp_path_factory.mktemp("grants") / "data"
+    Simulator(root / "sources", scale=SCALE).simulate_day(DAY, feeds=FEEDS)
+    url = postgres_url(name)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("EDW_DATA_DIR", str(root))
+            mp.setenv("EDW_WAREHOUSE_URL", url)
+            mp.setenv("EDW_HTTP_BACKOFF_SECONDS", "0.05")
+            with embedded_sources():
+                for feed in FEEDS:
+                    ingest(feed, *day_interval(DAY))
+            _load_a_file_with_a_bad_row(root, url)
+            assert cli.main(["build"]) == 0
+        urls = {role: postgres_url(name, role, passwords[role]) for role in PASSWORDS}
+        yield {"name": name, "urls": urls, "owner": url, "data": root}
+    finally:
+        drop_database(name)
+
+
+def _load_a_file_with_a_bad_row(root: Path, url: str) -> None:
+    """The 110 calls of the day before, sent as a file: one good call, one held (a priority out of range)."""
+    day = DAY - dt.timedelta(days=1)
+    path = root / f"alerts_110_{day:%Y%m%d}.csv"
+    header = "incident_id,channel,event_type_code,priority,town_code,received_at,lat,lon,caller_phone,description,updated_at"
+    rows = [
+        f"F1,110,020101,2,330327100,{day} 10:00:00,27.5,120.4,13987654321,ok,{day} 10:05:00",
+        f"F2,110,020101,9,330327100,{day} 11:00:00,27.5,120.4,{PHONE},bad priority,{day} 11:05:00",
+    ]
+    path.write_text(header + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    loaded = validate_and_load(land_file("alerts_110", path), url)
+    assert (loaded.rows_loaded, loaded.rows_quarantined) == (1, 1)
+
+
+def _as(built: dict, role: str, sql: str) -> list[tuple]:
+    with psycopg.connect(built["urls"][role], autocommit=True) as conn:
+        cursor = conn.execute(sql)
+        return cursor.fetchall() if cursor.description else []
+
+
+def _denied(built: dict, role: str, sql: str) -> bool:
+    try:
+        _as(built, role, sql)
+    except errors.InsufficientPrivilege:
+        return True
+    return False
+
+
+def _count(built: dict, relation: str) -> int:
+    with psycopg.connect(built["owner"]) as conn:
+        return conn.execute(f"select count(*) from {relation}").fetchone()[0]
+
+
+def _readable(built: dict, role: str) -> set[str]:
+    """Every table and view ``role`` can select from (USAGE on its schema and SELECT on it)."""
+    rows = _as(
+        built,
+        role,
+        "select format('%I.%I', n.nspname, c.relname) from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where c.relkind in ('r', 'v', 'm', 'p') and n.nspname not in ('pg_catalog', 'information_schema') "
+        "and has_schema_privilege(n.oid, 'usage') and has_table_privilege(c.oid, 'select')",
+    )
+    return {r[0] for r in rows}
+
+
+def _marts(built: dict) -> set[str]:
+    with psycopg.connect(built["owner"]) as conn:
+        rows = conn.execute(
+            "select 'marts.' || tablename from pg_tables where schemaname = 'marts'"
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(180)
+def test_bi_reader_reads_the_marts_just_built_and_nothing_else(built: dict):
+    incidents = _count(built, "marts.fct_incident_response")
+    assert incidents > 0
+    assert _as(built, "bi_reader", "select count(*) from marts.fct_incident_response") == [(incidents,)]
+    assert _as(built, "bi_reader", "select count(*) from marts.agg_response_times_daily")[0][0] > 0
+    for relation in (
+        "raw.alerts_110",
+        "quarantine.alerts_110",
+        "audit.batches",
+        "audit.quarantine_alerts_110",
+        "staging.stg_gaj__alerts_110",
+        "reference.towns",
+    ):
+        assert _denied(built, "bi_reader", f"select * from {relation}"), relation
+    assert _denied(built, "bi_reader", "delete from marts.fct_incident_response")
+    assert _readable(built, "bi_reader") == _marts(built), "every mart, and nothing else"
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(180)
+def test_a_second_build_keeps_the_grants(built: dict, monkeypatch: pytest.MonkeyPatch):
+    """The incremental marts keep their grants (dbt compares them with what is granted), the tables rebuilt
+    get theirs again."""
+    monkeypatch.setenv("EDW_DATA_DIR", str(built["data"]))
+    monkeypatch.setenv("EDW_WAREHOUSE_URL", built["owner"])
+    assert cli.main(["build"]) == 0
+    assert _readable(built, "bi_reader") == _marts(built)
+    assert _as(built, "auditor", "select count(*) from marts.fct_incident_response")[0][0] > 0
+
+
+def _grants_by_model(target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple]:
+    """Each model's schema and `grants` config, as `dbt parse` for ``target`` writes them to the manifest."""
+    monkeypatch.setenv("EDW_DATA_DIR", str(tmp_path / "data"))
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}" if target == "duckdb" else postgres_url("postgres")
+    parsed = run_dbt(["parse"], warehouse_url=url)
+    assert parsed.success, parsed.error
+    manifest = json.loads((tmp_path / "data" / "dbt" / "target" / "manifest.json").read_text())
+    return {
+        node["name"]: (node["schema"], node["config"]["grants"])
+        for node in manifest["nodes"].values()
+        if node["resource_type"] in ("model", "seed", "snapshot")
+    }
+
+
+@pytest.mark.parametrize("target", ["postgres", "duckdb"])
+def test_the_marts_and_only_they_carry_their_readers_as_dbt_grants(
+    target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    models = _grants_by_model(target, tmp_path, monkeypatch)
+    granted = {name: grants for name, (_, grants) in models.items() if grants}
+    assert set(granted) == {name for name, (schema, _) in models.items() if schema == "marts"}
+    assert all(grants == {"select": ["bi_reader", "auditor"]} for grants in granted.values()), granted
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(120)
+def test_a_reader_role_that_does_not_exist_does_not_break_the_build(
+    passwords: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The marts' readers name a role the cluster does not have: the build passes, the roles that exist get
+    their grants."""
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT, project, ignore=shutil.ignore_patterns("target", "dbt_packages", "logs"))
+    yml = project / "dbt_project.yml"
+    text = yml.read_text(encoding="utf-8")
+    assert "&marts_readers [bi_reader, auditor]" in text
+    yml.write_text(
+        text.replace("&marts_readers [bi_reader, auditor]", "&marts_readers [edw_no_such_role, bi_reader]")
+    )
+
+    name = create_database("edw_test_grants_missing")
+    try:
+        url = postgres_url(name)
+        monkeypatch.setenv("EDW_DATA_DIR", str(tmp_path / "data"))
+        monkeypatch.setattr(transform, "DBT_PROJECT", project)
+        run = run_dbt(
+            ["build", "--select", "+dim_event_type", "--indirect-selection", "buildable"], warehouse_url=url
+        )
+        assert run.success, run.error or [r for r in run.results if r["status"] not in ("success", "pass")]
+        reader = {"urls": {"bi_reader": postgres_url(name, "bi_reader", passwords["bi_reader"])}}
+        assert _as(reader, "bi_reader", "select count(*) from marts.dim_event_type")[0][0] > 0
+    finally:
+        drop_database(name)
+
+
+def test_a_duckdb_build_grants_nothing_and_says_nothing_of_grants(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+):
+    monkeypatch.setenv("EDW_DATA_DIR", str(tmp_path / "data"))
+    run = run_dbt(
+        ["build", "--select", "+dim_event_type", "--indirect-selection", "buildable"],
+        warehouse_url=f"duckdb:///{tmp_path / 'w.duckdb'}",
+    )
+    assert run.success, run.error
+    out = capfd.readouterr().out
+    assert "dim_event_type" in out and "grant" not in out.lower(), out
