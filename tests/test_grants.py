@@ -1,7 +1,7 @@
 """Grants follow the relations (DESIGN section 8): on a fresh Postgres database where the roles exist (they are
 cluster-wide) but roles.sql was never applied, a plain load and `edw build` run as the database's owner leave
-the marts readable by bi_reader and auditor, with no grant given by hand. bi_reader still reads nothing
-outside the marts.
+the marts readable by bi_reader and auditor, and the audit trail and masked quarantine views readable by the
+auditor, with no grant given by hand. bi_reader still reads nothing outside the marts.
 
 Roles that do not exist are left out of the grants (the build passes). On DuckDB there are no roles: the
 marts' grants are Postgres's, and a DuckDB build grants nothing and says nothing of grants (dbt-duckdb would
@@ -160,6 +160,25 @@ def test_bi_reader_reads_the_marts_just_built_and_nothing_else(built: dict):
         assert _denied(built, "bi_reader", f"select * from {relation}"), relation
     assert _denied(built, "bi_reader", "delete from marts.fct_incident_response")
     assert _readable(built, "bi_reader") == _marts(built), "every mart, and nothing else"
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(180)
+def test_the_auditor_reads_marts_the_audit_trail_and_masked_quarantine(built: dict):
+    assert _as(built, "auditor", "select count(*) from marts.fct_incident_response")[0][0] > 0
+    assert _as(built, "auditor", "select count(*) from audit.batches") == [(len(FEEDS) + 1,)]
+    for table in ("batch_attempts", "validation_results", "watermarks"):
+        assert _as(built, "auditor", f"select count(*) from audit.{table}")[0][0] > 0, table
+    held = _count(built, "quarantine.alerts_110")
+    records = _as(built, "auditor", "select _record from audit.quarantine_alerts_110")
+    assert len(records) == held >= 1
+    assert all(r[0].get("caller_phone") in ("***", None) for r in records), "personal fields stay masked"
+    assert PHONE not in json.dumps(records, default=str)
+    for relation in ("raw.alerts_110", "quarantine.alerts_110", "staging.stg_gaj__alerts_110"):
+        assert _denied(built, "auditor", f"select * from {relation}"), relation
+    readable = _readable(built, "auditor")
+    assert _marts(built) | {"audit.batches", "audit.quarantine_alerts_110"} <= readable
+    assert all(r.startswith(("marts.", "audit.")) for r in readable), readable
 
 
 @pytest.mark.postgres

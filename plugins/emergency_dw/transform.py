@@ -2,7 +2,8 @@
 
 Before dbt runs, :func:`prepare_raw_tables` creates, empty, every catalog feed's raw table that does not
 exist: a warehouse where only some feeds were ever ingested (a county starting with its 110/119/120 calls)
-still builds, its other marts empty until their feeds load.
+still builds, its other marts empty until their feeds load. On Postgres it also grants the pipeline's
+readers (the auditor: audit) what they lack (dbt grants each mart as it builds it: macros/grants.sql).
 """
 
 from __future__ import annotations
@@ -27,14 +28,17 @@ class RawTables:
 def prepare_raw_tables(warehouse_url: str | None = None) -> RawTables:
     """Create the missing ``raw.<feed>`` relations of the catalog, empty, and say which feeds never loaded."""
     from .catalog import all_feeds
-    from .pipeline.tables import ensure_raw_tables, loaded_feeds
+    from .pipeline.tables import ensure_raw_tables, grant_pipeline_readers, loaded_feeds
     from .warehouse import connect
+    from .warehouse.grants import reader_roles
 
     feeds = list(all_feeds())
     warehouse = connect(warehouse_url or settings().warehouse_url)
     try:
         created = ensure_raw_tables(warehouse, feeds)
         loaded = loaded_feeds(warehouse)
+        if warehouse.dialect == "postgres":  # roles created since the last load get what they read
+            grant_pipeline_readers(warehouse, feeds, reader_roles())
     finally:
         warehouse.close()
     return RawTables(created, [f.name for f in feeds if f.name not in loaded], len(feeds))

@@ -6,6 +6,7 @@ import logging
 
 from ..catalog import Feed
 from ..warehouse import ColumnSpec
+from ..warehouse.grants import reader_roles
 
 RAW, QUARANTINE, AUDIT = "raw", "quarantine", "audit"
 log = logging.getLogger(__name__)
@@ -86,15 +87,18 @@ WATERMARKS = [
 ]
 
 
+AUDIT_TABLES = ("batches", "batch_attempts", "validation_results", "watermarks")
+
+
 def masked_quarantine_view(feed: Feed) -> str:
     """The auditors' view of ``quarantine.<feed>`` with personal fields masked (feeds with PII only)."""
     return f"quarantine_{feed.name}"
 
 
-def ensure_masked_quarantine(warehouse, feed: Feed) -> bool:
+def ensure_masked_quarantine(warehouse, feed: Feed, readers: tuple[str, ...]) -> bool:
     """``audit.quarantine_<feed>``, the feed's quarantine with its personal fields masked in ``_record``
-    (keyed by the source's headers) and ``_errors``: on Postgres readable by ``auditor``; DuckDB has no
-    roles, and gets the same view. Returns True when the view was created or changed."""
+    (keyed by the source's headers) and ``_errors``: on Postgres readable by ``readers`` (the auditor);
+    DuckDB has no roles, and gets the same view. Returns True when the view was created or changed."""
     pii = [c for c in feed.columns if c.pii]
     if not pii:
         return False
@@ -109,6 +113,7 @@ def ensure_masked_quarantine(warehouse, feed: Feed) -> bool:
             masked_quarantine_view(feed),
             record_keys=sorted({c.header for c in pii} | {c.name for c in pii}),
             error_columns=[c.name for c in pii],
+            readers=readers,
         )
     except Exception as exc:  # noqa: BLE001 - a missing view must not stop the feed's data from loading
         log.warning(
@@ -134,8 +139,40 @@ def ensure_pipeline_tables(warehouse, feed: Feed) -> list[str]:
     warehouse.ensure_table(AUDIT, "batch_attempts", BATCH_ATTEMPTS)
     warehouse.ensure_table(AUDIT, "validation_results", VALIDATION_RESULTS)
     warehouse.ensure_table(AUDIT, "watermarks", WATERMARKS, primary_key=["feed"])
-    ensure_masked_quarantine(warehouse, feed)
+    readers = reader_roles() if warehouse.dialect == "postgres" else {}
+    ensure_masked_quarantine(warehouse, feed, readers.get(AUDIT, ()))
+    grant_pipeline_readers(warehouse, [feed], readers)
     return added
+
+
+def pipeline_relations(feeds: list[Feed]) -> dict[str, list[str]]:
+    """What the batches of ``feeds`` write, by schema, with the auditors' masked quarantine views."""
+    names = [feed.name for feed in feeds]
+    views = [masked_quarantine_view(feed) for feed in feeds if any(c.pii for c in feed.columns)]
+    return {RAW: names, QUARANTINE: names, AUDIT: [*AUDIT_TABLES, *views]}
+
+
+def grant_pipeline_readers(warehouse, feeds: list[Feed], readers: dict[str, tuple[str, ...]]) -> None:
+    """Postgres: the readers of raw, quarantine and audit in dbt_project.yml's ``reader_roles`` (the auditor
+    reads audit) get USAGE on the schema and SELECT on what the batches of ``feeds`` write there, when they
+    exist and lack them: a database where roles.sql never ran is readable as soon as a batch loads. Run by
+    every batch (its feed) and by the build (every feed: roles created since the last load get theirs)."""
+    from ..warehouse.grants import grant_readers
+
+    for schema, relations in pipeline_relations(feeds).items():
+        if not readers.get(schema):
+            continue
+        try:
+            grant_readers(warehouse, schema, relations, readers[schema])
+        except Exception as exc:  # noqa: BLE001 - a missing grant must not stop the feed's data from loading
+            log.warning(
+                "could not grant %s read access to %s (%s: %s); they cannot read it until the role running "
+                "the pipeline, as the owner of its tables, grants it",
+                ", ".join(readers[schema]),
+                schema,
+                type(exc).__name__,
+                exc,
+            )
 
 
 def existing_tables(warehouse, schema: str) -> set[str]:

@@ -5,7 +5,7 @@ headers) with the reasons it failed (``_errors``, messages that quote the offend
 table whose records carry personal fields, :func:`ensure_masked_view` creates a view that shows every
 row and reason, but with those fields' values replaced by ``***`` (a missing or null value stays null,
 so "required value missing" still reads right) and every reason about them reduced to its column.
-On Postgres the view is granted to the roles given (``auditor``) when they exist; DuckDB has no roles,
+On Postgres the view is granted to the roles given (the readers of ``audit``) that exist; DuckDB has no roles,
 and gets the same view (its file's readers read the view, and the quarantine table itself holds personal
 fields only as salted hashes: see ``pipeline/ingest.py``).
 
@@ -20,6 +20,7 @@ import json
 from collections.abc import Sequence
 
 from emergency_dw.warehouse import qualified, quote_ident
+from emergency_dw.warehouse.grants import existing_roles
 
 MASK = "***"
 
@@ -104,7 +105,7 @@ def ensure_masked_view(
     view_name: str,
     record_keys: Sequence[str],
     error_columns: Sequence[str],
-    readers: Sequence[str] = ("auditor",),
+    readers: Sequence[str],
 ) -> bool:
     """Create (or bring up to date) the masked view and grant it to ``readers`` that exist; returns
     True when it changed anything. A view already matching (its comment holds the definition's hash)
@@ -124,15 +125,8 @@ def ensure_masked_view(
     definition = masked_view_sql(
         source_schema, source_table, view_schema, view_name, record_keys, error_columns
     )
-    existing_roles = {
-        r["rolname"]
-        for r in warehouse.query(
-            "select rolname from pg_roles where rolname = any(string_to_array(?, ','))", [",".join(readers)]
-        ).to_pylist()
-    }
-    signature = json.dumps(
-        {"sql": hashlib.sha256(definition.encode()).hexdigest()[:16], "readers": sorted(existing_roles)}
-    )
+    granted = sorted(existing_roles(warehouse, readers))
+    signature = json.dumps({"sql": hashlib.sha256(definition.encode()).hexdigest()[:16], "readers": granted})
     comment = f"quarantine.{source_table} with personal fields masked ({MASK}); edw masking {signature}"
 
     def current() -> str | None:
@@ -154,7 +148,7 @@ def ensure_masked_view(
             return False
         tx.execute(definition)
         tx.execute(f"comment on view {qualified(view_schema, view_name)} is {quote_literal(comment)}")
-        for role in sorted(existing_roles):
+        for role in granted:
             tx.execute(f"grant select on {qualified(view_schema, view_name)} to {quote_ident(role)}")
     return True
 
