@@ -3,9 +3,9 @@ cluster-wide) but roles.sql was never applied, a plain load and `edw build` run 
 the marts readable by bi_reader and auditor, and the audit trail and masked quarantine views readable by the
 auditor, with no grant given by hand. bi_reader still reads nothing outside the marts.
 
-Roles that do not exist are left out of the grants (the build passes). On DuckDB there are no roles: the
-marts' grants are Postgres's, and a DuckDB build grants nothing and says nothing of grants (dbt-duckdb would
-warn that it does not support them), exactly as before."""
+Roles that do not exist are left out of the grants (the build passes, and says how to create them). On DuckDB
+there are no roles: the marts' grants are Postgres's, and a DuckDB build grants nothing and says nothing of
+grants (dbt-duckdb would warn that it does not support them), exactly as before."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from emergency_dw.embedded import embedded_sources
 from emergency_dw.pipeline.ingest import day_interval, ingest, land_file, validate_and_load
 from emergency_dw.simulator.run import Simulator
 from emergency_dw.transform import DBT_PROJECT, run_dbt
+from emergency_dw.warehouse import connect
 
 from conftest import DAY
 from databases import create_database, drop_database, postgres_url
@@ -220,10 +221,15 @@ def test_the_marts_and_only_they_carry_their_readers_as_dbt_grants(
 @pytest.mark.postgres
 @pytest.mark.timeout(120)
 def test_a_reader_role_that_does_not_exist_does_not_break_the_build(
-    passwords: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    passwords: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
 ):
-    """The marts' readers name a role the cluster does not have: the build passes, the roles that exist get
-    their grants."""
+    """The marts' readers name a role the cluster does not have: `edw build` passes, the roles that exist
+    get their grants, and the build says once which role is missing and how to create the roles."""
+    from emergency_dw.warehouse import grants
+
     project = tmp_path / "dbt_project"
     shutil.copytree(DBT_PROJECT, project, ignore=shutil.ignore_patterns("target", "dbt_packages", "logs"))
     yml = project / "dbt_project.yml"
@@ -232,20 +238,37 @@ def test_a_reader_role_that_does_not_exist_does_not_break_the_build(
     yml.write_text(
         text.replace("&marts_readers [bi_reader, auditor]", "&marts_readers [edw_no_such_role, bi_reader]")
     )
+    monkeypatch.setattr(transform, "DBT_PROJECT", project)
+    monkeypatch.setattr(grants, "DBT_PROJECT_YML", yml)
+    assert grants.reader_roles()["marts"] == ("edw_no_such_role", "bi_reader")
 
     name = create_database("edw_test_grants_missing")
     try:
         url = postgres_url(name)
         monkeypatch.setenv("EDW_DATA_DIR", str(tmp_path / "data"))
-        monkeypatch.setattr(transform, "DBT_PROJECT", project)
-        run = run_dbt(
-            ["build", "--select", "+dim_event_type", "--indirect-selection", "buildable"], warehouse_url=url
-        )
-        assert run.success, run.error or [r for r in run.results if r["status"] not in ("success", "pass")]
+        monkeypatch.setenv("EDW_WAREHOUSE_URL", url)
+        monkeypatch.setenv("COLUMNS", "400")
+        assert cli.main(["build"]) == 0, capsys.readouterr().out[-4000:]
+        out = " ".join(capsys.readouterr().out.split())
         reader = {"urls": {"bi_reader": postgres_url(name, "bi_reader", passwords["bi_reader"])}}
         assert _as(reader, "bi_reader", "select count(*) from marts.dim_event_type")[0][0] > 0
+        warehouse = connect(url)
+        try:
+            nobody = grants.missing_readers_notice(warehouse, {"marts": ["edw_no_such_role"]})
+            assert (
+                grants.missing_readers_notice(warehouse, {"marts": ["bi_reader"], "audit": ["auditor"]})
+                is None
+            )
+        finally:
+            warehouse.close()
     finally:
         drop_database(name)
+    assert out.count("edw_no_such_role do not exist") == 1, out[-4000:]
+    told = out.split("edw_no_such_role do not exist")[1].split("Create the roles")[0]
+    assert "cannot read marts" in told and "bi_reader" not in told, out[-4000:]
+    assert nobody.startswith("No reader role exists in this Postgres cluster (edw_no_such_role)"), nobody
+    for notice in (out, nobody):
+        assert "-f plugins/emergency_dw/warehouse/roles.sql" in notice and "README" in notice
 
 
 def test_a_duckdb_build_grants_nothing_and_says_nothing_of_grants(
@@ -259,3 +282,4 @@ def test_a_duckdb_build_grants_nothing_and_says_nothing_of_grants(
     assert run.success, run.error
     out = capfd.readouterr().out
     assert "dim_event_type" in out and "grant" not in out.lower(), out
+    assert transform.missing_readers(f"duckdb:///{tmp_path / 'w.duckdb'}") is None

@@ -2,7 +2,7 @@
     `grants` (vars.reader_roles). Roles belong to the Postgres cluster (roles.sql creates them), not to the
     project, and a grant to a role that does not exist fails: so each relation is granted, as it is built,
     to those of its readers that exist, with USAGE on its schema (a SELECT grant reads nothing without it).
-    DuckDB has no roles. -#}
+    `edw build` says once which readers are missing and how to create them. DuckDB has no roles. -#}
 
 {# dbt's apply_grants, given only the grantees that exist (none: nothing granted, nothing revoked), after
    USAGE on the relation's schema for them. #}

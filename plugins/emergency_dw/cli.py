@@ -318,11 +318,16 @@ PRODUCTION_BUILD = ["build", "--exclude-resource-type", "unit_test"]
 
 
 def _build(unit_tests: bool = False, full_refresh: bool = False) -> bool:
-    from .transform import describe_raw_tables, prepare_raw_tables, run_dbt
+    from .transform import describe_raw_tables, missing_readers, prepare_raw_tables, run_dbt
 
     # every raw table of the catalog exists before dbt reads it, even those of feeds never ingested
     for line in describe_raw_tables(prepare_raw_tables()):
         console.print(f"[yellow]{line}[/]")
+    notice = (
+        missing_readers()
+    )  # Postgres: the build grants the readers' roles that exist, and says if one is missing
+    if notice:
+        console.print(f"[yellow]{notice}[/]")
     with console.status("dbt build (seeds, staging, intermediate, marts and their tests)"):
         started = time.perf_counter()
         command = ["build"] if unit_tests else list(PRODUCTION_BUILD)

@@ -3,7 +3,8 @@
 Before dbt runs, :func:`prepare_raw_tables` creates, empty, every catalog feed's raw table that does not
 exist: a warehouse where only some feeds were ever ingested (a county starting with its 110/119/120 calls)
 still builds, its other marts empty until their feeds load. On Postgres it also grants the pipeline's
-readers (the auditor: audit) what they lack (dbt grants each mart as it builds it: macros/grants.sql).
+readers (the auditor: audit) what they lack, and :func:`missing_readers` says which readers' roles do not
+exist yet (dbt grants each mart to those that exist as it builds it: dbt_project/macros/grants.sql).
 """
 
 from __future__ import annotations
@@ -55,6 +56,22 @@ def describe_raw_tables(prepared: RawTables) -> list[str]:
     if prepared.created:
         lines.append(f"raw tables created empty from the catalog: {', '.join(prepared.created)}")
     return lines
+
+
+def missing_readers(warehouse_url: str | None = None) -> str | None:
+    """On Postgres, what the build should tell its reader when roles of dbt_project.yml's ``reader_roles``
+    do not exist in the cluster (the build grants only roles that exist); None when all exist, and on DuckDB."""
+    url = warehouse_url or settings().warehouse_url
+    if not url.startswith(("postgresql://", "postgres://")):
+        return None
+    from .warehouse import connect
+    from .warehouse.grants import missing_readers_notice
+
+    warehouse = connect(url)
+    try:
+        return missing_readers_notice(warehouse)
+    finally:
+        warehouse.close()
 
 
 @dataclass

@@ -21,7 +21,8 @@ DOC = """### warehouse__build
 Builds the warehouse with dbt: seeds (reference lists and every tunable number), staging views of every
 raw table (personal data hashed), intermediate models, and the marts BI tools read (`marts.*`), with
 their tests. First, **ensure_raw_tables** creates, empty, the raw table of every catalog feed never
-ingested (its marts stay empty until it loads) and logs which feeds have never loaded a batch.
+ingested (its marts stay empty until it loads) and logs which feeds have never loaded a batch, and which
+readers' roles do not exist yet (each mart is granted to those that exist as it is built).
 Rendered by astronomer-cosmos: one task per model with its tests. Runs whenever an
 `ingest__<feed>` DAG publishes a new batch of its raw table. `edw build` runs the same build in one
 `dbt build` from the command line.
@@ -87,10 +88,11 @@ def _raw_tables_first(dag) -> None:
 
         @task(task_id="ensure_raw_tables")
         def ensure_raw_tables() -> dict:
-            from ..transform import describe_raw_tables, prepare_raw_tables
+            from ..transform import describe_raw_tables, missing_readers, prepare_raw_tables
 
             prepared = prepare_raw_tables()
-            for line in describe_raw_tables(prepared):
+            notice = missing_readers()
+            for line in [*describe_raw_tables(prepared), *([notice] if notice else [])]:
                 logging.getLogger(__name__).warning("warehouse__build: %s", line)
             return {"created": prepared.created, "never_loaded": prepared.never_loaded}
 

@@ -5,7 +5,8 @@ builds in ``marts`` as it builds it (its ``grants`` config, macros/grants.sql), 
 it creates in ``audit`` (:func:`grant_readers`: the audit tables, and the masked quarantine views). Roles
 belong to the cluster, not to a database: roles.sql creates them once, and a database where it never ran
 still gets its grants from the load and the build. Only roles that exist are granted, so a warehouse whose
-roles are not created yet still loads and builds. DuckDB has no roles: nothing here does anything there.
+roles are not created yet still loads and builds; :func:`missing_readers_notice` says so, once per build.
+DuckDB has no roles: nothing here does anything there.
 """
 
 from __future__ import annotations
@@ -20,12 +21,19 @@ log = logging.getLogger(__name__)
 
 DBT_PROJECT_YML = Path(__file__).resolve().parents[3] / "dbt_project" / "dbt_project.yml"
 READERS_VAR = "reader_roles"
+CREATE_ROLES = (
+    "Create the roles once per cluster with roles.sql, as a superuser: psql -U postgres -d <warehouse database> "
+    "-v loader_password=... -v transformer_password=... -v bi_reader_password=... -v auditor_password=... "
+    '-f plugins/emergency_dw/warehouse/roles.sql (README, "Roles on Postgres"), then run edw build again: '
+    "it grants every role that exists what it reads."
+)
 
 
-def reader_roles(project_yml: Path = DBT_PROJECT_YML) -> dict[str, tuple[str, ...]]:
+def reader_roles(project_yml: Path | None = None) -> dict[str, tuple[str, ...]]:
     """The roles that read each schema: ``vars.reader_roles`` of dbt_project.yml (schema: [role, ...])."""
     import yaml
 
+    project_yml = project_yml or DBT_PROJECT_YML
     project = yaml.safe_load(project_yml.read_text(encoding="utf-8")) or {}
     readers = (project.get("vars") or {}).get(READERS_VAR) or {}
     if not isinstance(readers, Mapping) or not all(isinstance(r, list) for r in readers.values()):
@@ -82,3 +90,26 @@ def grant_readers(warehouse, schema: str, relations: Sequence[str], roles: Seque
         for statement in statements:
             tx.execute(statement)
     return statements
+
+
+def missing_readers_notice(warehouse, readers: Mapping[str, Sequence[str]] | None = None) -> str | None:
+    """On Postgres, what to tell the user when readers of ``reader_roles`` do not exist (nobody but the
+    owner can read what they would read); None when every one exists, and on DuckDB."""
+    if warehouse.dialect != "postgres":
+        return None
+    readers = reader_roles() if readers is None else readers
+    wanted = list(dict.fromkeys(role for roles in readers.values() for role in roles))
+    present = set(existing_roles(warehouse, wanted))
+    missing = [role for role in wanted if role not in present]
+    if not missing:
+        return None
+    schemas = ", ".join(sorted(schema for schema, roles in readers.items() if set(roles) & set(missing)))
+    if not present:
+        return (
+            f"No reader role exists in this Postgres cluster ({', '.join(missing)}): only the owner of the "
+            f"warehouse can read {schemas}. {CREATE_ROLES}"
+        )
+    return (
+        f"Role(s) {', '.join(missing)} do not exist in this Postgres cluster: they cannot read {schemas} "
+        f"(the roles that exist are granted). {CREATE_ROLES}"
+    )
