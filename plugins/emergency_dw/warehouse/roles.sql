@@ -1,5 +1,7 @@
 -- The warehouse's roles (DESIGN section 8). psql variables: loader_password, transformer_password,
 -- bi_reader_password, auditor_password. Safe to run again: roles and grants are idempotent.
+-- Roles are the cluster's: run it once per cluster. The readers' grants do not depend on it: the load and
+-- the build grant what they create to those of the readers (dbt_project.yml, vars.reader_roles) that exist.
 \set ON_ERROR_STOP on
 
 select format('create role %I login', r) from unnest(array['edw_loader', 'edw_transformer', 'bi_reader', 'auditor']) as r
