@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -28,6 +29,9 @@ os.environ.setdefault("AIRFLOW__OPENLINEAGE__DISABLED", "True")
 os.environ.setdefault("AIRFLOW__OPENLINEAGE__NAMESPACE", "emergency_dw")
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+# One salt for the session's personal-data hashes (a random one: never a value from the repository), so that
+# warehouses built from different data directories, compared row for row, hash a phone alike.
+os.environ.setdefault("EDW_PII_SALT", secrets.token_hex(32))
 
 
 def _postgres_problem() -> str | None:

@@ -141,10 +141,10 @@ def test_a_fault_the_retries_outlast_leaves_the_warehouse_as_a_clean_run(
     times = MAX_ATTEMPTS - 1
     before = sum(admin.injected().values())
     admin.plan(feed=FEED, faults=faults, times=times, sleep_seconds=CLIENT_TIMEOUT * 4)
-    url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    url = f"duckdb:///{tmp_path / 'data' / 'warehouse.duckdb'}"
     try:
         with pytest.MonkeyPatch.context() as mp:
-            _http_env(mp, server, clean["data"], url)
+            _http_env(mp, server, tmp_path / "data", url)  # a data directory belongs to one warehouse
             result = ingest(FEED, *day_interval(DAY))
     finally:
         admin.clear()
