@@ -213,6 +213,8 @@ def airflow_cluster(
         "SCARF_ANALYTICS": "false",
         "GX_ANALYTICS_ENABLED": "False",
         "EDW_RETRY_DELAY_SECONDS": "3",
+        # the session's salt: its warehouses are compared with ones loaded outside Airflow
+        **({"EDW_PII_SALT": os.environ["EDW_PII_SALT"]} if os.environ.get("EDW_PII_SALT") else {}),
         **edw_env,
     }
     prefix = None

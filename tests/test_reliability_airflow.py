@@ -108,6 +108,7 @@ def reference(work: Path, sources: Path):
         "EDW_WAREHOUSE_URL": url,
         "AIRFLOW_HOME": str(work / "airflow-daily"),
         "EDW_HTTP_BACKOFF_SECONDS": "0.05",
+        "EDW_PII_SALT": os.environ["EDW_PII_SALT"],  # the session's: the Airflow runs hash alike
     }
     started = time.perf_counter()
     try:
