@@ -33,6 +33,9 @@ def test_every_component_of_the_full_stack_is_a_service():
     assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:")
     assert "@airflow-db:5432/airflow" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     assert env["EDW_WAREHOUSE_URL"].startswith("postgresql://edw_loader:")
+    # dbt builds as the role roles.sql makes owner of what it builds: edw_loader may not create in marts
+    assert env["EDW_TRANSFORM_WAREHOUSE_URL"].startswith("postgresql://edw_transformer:")
+    assert env["EDW_TRANSFORM_WAREHOUSE_URL"].split("@")[1] == env["EDW_WAREHOUSE_URL"].split("@")[1]
 
 
 def test_images_are_pinned_and_the_project_image_builds_from_the_lock():

@@ -207,3 +207,23 @@ def test_the_auditor_sees_marts_audit_and_masked_quarantine_never_a_clear_phone(
         dump = json.dumps(_as(warehouse, "auditor", f"select * from {relation}"), default=str)
         for phone in [*PHONES, OWNER_PHONE, "张三"]:
             assert phone not in dump, f"{phone} readable by the auditor in {relation}"
+
+
+def test_dbt_builds_as_the_transformer_while_loads_run_as_the_loader(warehouse: dict, tmp_path, monkeypatch):
+    """The compose stack's split: loads as edw_loader (EDW_WAREHOUSE_URL), dbt as edw_transformer
+    (EDW_TRANSFORM_WAREHOUSE_URL). dbt creates the staging view as the transformer; as the loader (before,
+    the only URL dbt had) it is refused, since roles.sql lets only the transformer create in staging."""
+    from emergency_dw.transform import run_dbt
+
+    monkeypatch.setenv("EDW_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("EDW_WAREHOUSE_URL", warehouse["urls"]["edw_loader"])
+    monkeypatch.setenv("EDW_TRANSFORM_WAREHOUSE_URL", warehouse["urls"]["edw_transformer"])
+    run = run_dbt(["run", "--select", "stg_gaj__alerts_110"])
+    assert run.success, run.error or run.results
+    owner = _as(
+        warehouse, "edw_transformer", "select viewowner from pg_views where viewname = 'stg_gaj__alerts_110'"
+    )
+    assert owner == [("edw_transformer",)]
+    monkeypatch.delenv("EDW_TRANSFORM_WAREHOUSE_URL")
+    as_loader = run_dbt(["run", "--select", "stg_gaj__alerts_110"])
+    assert not as_loader.success

@@ -37,6 +37,13 @@ class Settings:
     def lake_dir(self) -> Path:
         return self.data_dir / "lake"
 
+    @property
+    def transform_url(self) -> str:
+        """The warehouse as dbt connects to it: ``EDW_TRANSFORM_WAREHOUSE_URL`` when set (in production, the
+        role that owns what dbt builds, ``edw_transformer``, while the loads run as ``edw_loader``), else
+        the warehouse URL."""
+        return os.environ.get("EDW_TRANSFORM_WAREHOUSE_URL") or self.warehouse_url
+
 
 def settings() -> Settings:
     data_dir = Path(os.environ.get("EDW_DATA_DIR", "data")).resolve()

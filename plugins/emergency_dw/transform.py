@@ -83,8 +83,9 @@ class DbtRun:
 
 
 def dbt_environment(warehouse_url: str | None = None) -> dict[str, str]:
-    """Environment for dbt's profiles.yml, derived from the warehouse URL (DuckDB file or Postgres)."""
-    url = warehouse_url or settings().warehouse_url
+    """Environment for dbt's profiles.yml, derived from the warehouse URL (DuckDB file or Postgres): the
+    one given, else ``EDW_TRANSFORM_WAREHOUSE_URL`` (dbt's own role), else ``EDW_WAREHOUSE_URL``."""
+    url = warehouse_url or settings().transform_url
     env = {
         "DBT_PROFILES_DIR": str(DBT_PROJECT),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
@@ -111,7 +112,10 @@ def dbt_environment(warehouse_url: str | None = None) -> dict[str, str]:
             EDW_PG_DATABASE=(parts.path or "/postgres").lstrip("/") or "postgres",
         )
     else:
-        raise ValueError(f"EDW_WAREHOUSE_URL={url!r}: dbt runs on duckdb:///FILE or postgresql://... only")
+        raise ValueError(
+            f"warehouse URL {url!r} (EDW_TRANSFORM_WAREHOUSE_URL, else EDW_WAREHOUSE_URL): dbt runs on "
+            "duckdb:///FILE or postgresql://... only"
+        )
     return env
 
 
