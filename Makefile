@@ -23,14 +23,14 @@ test: $(STAMP) browser  ## lint, then every test (needs Postgres at EDW_TEST_POS
 	$(VENV)/bin/ruff format --check plugins dags tests
 	$(VENV)/bin/pytest $(ARGS)
 
-browser:  ## Debian's chromium for the browser checks (installed when missing and run as root)
-	@command -v chromium >/dev/null 2>&1 || { \
+browser:  ## Debian's chromium and a CJK font for the browser checks (installed when missing, as root)
+	@{ command -v chromium >/dev/null 2>&1 && [ -n "$$(fc-list :lang=zh family 2>/dev/null)" ]; } || { \
 	    if [ "$$(id -u)" = 0 ]; then \
-	        echo "installing Debian's chromium for the browser checks"; \
-	        DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
-	        { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; \
+	        echo "installing Debian's chromium and fonts-noto-cjk (Chinese names) for the browser checks"; \
+	        DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-noto-cjk >/dev/null 2>&1 || \
+	        { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-noto-cjk >/dev/null; }; \
 	    else \
-	        echo "the browser checks need Debian's chromium: sudo apt-get install -y chromium" >&2; exit 1; \
+	        echo "the browser checks need Debian's chromium and a CJK font: sudo apt-get install -y chromium fonts-noto-cjk" >&2; exit 1; \
 	    fi; }
 
 lint: $(STAMP)

@@ -25,7 +25,9 @@ CHROMIUM_FLAGS = [
     "--disable-quic",
     "--hide-scrollbars",
 ]
-INSTALL_HINT = "install Debian's chromium: apt-get install -y chromium (make test does it when run as root)"
+INSTALL_HINT = (
+    "install Debian's chromium: apt-get install -y chromium fonts-noto-cjk (make test does it when run as root)"
+)
 
 
 @dataclass
@@ -46,6 +48,13 @@ def chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if not path:
         raise AssertionError(f"headless Chromium is needed for the browser checks: {INSTALL_HINT}")
+    # the reports name towns, enterprises and rules in Chinese: without a CJK font they render as boxes
+    fonts = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True).stdout
+    if not fonts.strip():
+        raise AssertionError(
+            "no CJK font: Chinese names would render as boxes in the screenshots; "
+            "apt-get install -y fonts-noto-cjk (make test does it when run as root)"
+        )
     return path
 
 

@@ -80,6 +80,7 @@ def test_a_run_page_shows_each_rule_and_the_counts_of_audit_validation_results(r
     [run] = (reports["docs"] / "validation" / "validations" / "schools").glob("*/*/*.html")
     text = render(run.as_uri(), tmp_path / "run.png", window=(1400, 2400)).text
     assert f"Run Name schools__{DAY}" in text
+    assert f"Data asset: raw.schools, batch schools:{DAY}" in text, "the page names what was validated"
     assert f"Evaluated Expectations {len(evaluated)}" in text
     assert f"Successful Expectations {len(evaluated) - len(failed)}" in text
     assert f"Unsuccessful Expectations {len(failed)}" in text
@@ -97,6 +98,7 @@ def test_no_report_page_loads_anything_from_the_network(reports):
     for page in pages:
         html = page.read_text(encoding="utf-8")
         assert not REMOTE.findall(html), f"{page} loads {REMOTE.findall(html)[:3]} from the network"
+        assert "newsletter" not in html.lower(), f"{page} carries GX's newsletter footer"
         if page.parent.name == "dbt":
             continue  # one self-contained page: its "links" are routes of its own app (#!/model/...)
         for ref in LOCAL_REF.findall(html):

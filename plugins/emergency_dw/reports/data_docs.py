@@ -29,6 +29,8 @@ GX_WEB_ASSETS = "https://great-expectations-web-assets.s3.us-east-2.amazonaws.co
 NETWORK_RESOURCE = re.compile(
     r"""<(?:script|link|img)\b[^>]*?\b(?:src|href)=["']((?:https?:)?//[^"']+)["']|url\(['"]?((?:https?:)?//[^'")]+)"""
 )
+# GX's cloud-footer.j2 on every page: a newsletter sign-up link
+MARKETING_FOOTER = re.compile(r"<footer>\s*<p>Stay current on everything GX.*?</footer>", re.S)
 SRI_ATTRIBUTES = re.compile(r'\s+integrity="sha\d+-[^"]+"|\s+crossorigin="anonymous"')
 # GX hides the logo <img> in dark mode and shows a CDN background image instead; show the local one.
 CUSTOM_STYLES = """/* written by edw docs: offline, GX's dark-mode logo (a CDN image) is replaced by the page's own */
@@ -87,6 +89,12 @@ def build_data_docs(data_dir: Path | None = None) -> Path:
         run_time = _validated_at(result.meta) or dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC)
         run_id = RunIdentifier(run_name=batch, run_time=run_time)
         result.meta["run_id"] = run_id  # the page's title and "Run Name" / "Run Time"
+        # the page's "Data asset": what was validated (GX has no asset for a DataFrame it was handed)
+        batch_id = batch.replace("__", ":", 1)
+        result.meta["batch_spec"] = {
+            **(result.meta.get("batch_spec") or {}),
+            "data_asset_name": f"raw.{feed}, batch {batch_id} (as delivered, before loading)",
+        }
         for item in result.results:
             # GX shows an expectation's description in place of its generated sentence
             item.expectation_config.description = _describe(
@@ -167,6 +175,7 @@ def localise_assets(site_dir: Path) -> int:
             re.escape(GX_WEB_ASSETS) + r"logo-long\.png[^\"']*", f"{prefix}/images/logo-long.png", text
         )
         text = text.replace(f"url('{GX_WEB_ASSETS}full_logo_dark.png')", "none")
+        text = MARKETING_FOOTER.sub("", text)  # a government site advertises nobody's newsletter
         # GX's favicon.j2 climbs one directory too few on run pages: point every static/ link at the site's
         text = re.sub(r"""(["'])(?:\./|(?:\.\./)+)static/""", lambda m, up=prefix: f"{m[1]}{up}/", text)
         # file:// pages have an opaque origin: a crossorigin/integrity fetch of a local file is refused.
