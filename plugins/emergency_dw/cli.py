@@ -323,9 +323,8 @@ def _build(unit_tests: bool = False, full_refresh: bool = False) -> bool:
     # every raw table of the catalog exists before dbt reads it, even those of feeds never ingested
     for line in describe_raw_tables(prepare_raw_tables()):
         console.print(f"[yellow]{line}[/]")
-    notice = (
-        missing_readers()
-    )  # Postgres: the build grants the readers' roles that exist, and says if one is missing
+    # Postgres: the build grants the readers' roles that exist, and says if one is missing
+    notice = missing_readers()
     if notice:
         console.print(f"[yellow]{notice}[/]")
     with console.status("dbt build (seeds, staging, intermediate, marts and their tests)"):
