@@ -25,9 +25,7 @@ CHROMIUM_FLAGS = [
     "--disable-quic",
     "--hide-scrollbars",
 ]
-INSTALL_HINT = (
-    "install Debian's chromium: apt-get install -y chromium fonts-noto-cjk (make test does it when run as root)"
-)
+INSTALL_HINT = "install Debian's chromium: apt-get install -y chromium fonts-noto-cjk (make test does it when run as root)"
 
 
 @dataclass

@@ -86,3 +86,10 @@ def test_bench_at_a_tiny_scale_writes_every_figure(tmp_path: Path):
     )
     assert volume["detail"].startswith("1 days from"), volume["detail"]
     assert "load vs bare ingest" in out.stdout and "written to" in out.stdout
+    # every BI query of the repository's list, timed on the history's warehouse with its target
+    from emergency_dw.reports.bi_queries import bi_queries
+
+    for query in bi_queries():
+        figure = by_name[f"bi: {query.name} (p95)"]
+        assert figure["target"] == "< 200 ms" and figure["value"] > 0, figure
+        assert "median" in figure["detail"] and "rows" in figure["detail"], figure

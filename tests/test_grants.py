@@ -283,3 +283,13 @@ def test_a_duckdb_build_grants_nothing_and_says_nothing_of_grants(
     out = capfd.readouterr().out
     assert "dim_event_type" in out and "grant" not in out.lower(), out
     assert transform.missing_readers(f"duckdb:///{tmp_path / 'w.duckdb'}") is None
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(180)
+def test_every_bi_query_runs_as_bi_reader(built: dict):
+    """The BI tools' queries (reports/bi_queries.sql) all run as bi_reader right after a plain build."""
+    from emergency_dw.reports.bi_queries import bi_queries
+
+    answered = {q.name: _as(built, "bi_reader", q.sql) for q in bi_queries()}
+    assert answered["response_week_by_channel"], "the calls loaded give the headline rows"

@@ -10,7 +10,9 @@ Figures, each with its DESIGN section 7 target:
 - the seed's full volume (31.59 M records) end to end as a backfill: every day's batches, feeds side by
   side, then one dbt build;
 - day after day, ingest and incremental build: the last day's build against the first (``--days``);
-- peak memory of every process.
+- peak memory of every process;
+- the BI queries (``reports/bi_queries.sql``) on the history's warehouse: median and p95 of each, and the
+  indexes a Postgres plan uses.
 Results go to ``$EDW_DATA_DIR/bench/latest.json``.
 """
 
@@ -31,7 +33,7 @@ from pathlib import Path
 from .config import settings, temporary_environment
 
 POWER_ROWS_PER_DAY = 1_378_080
-STAGES = ("load", "validation", "volume", "history", "city_day")
+STAGES = ("load", "validation", "volume", "history", "city_day", "bi")
 TARGETS_FILE = Path(__file__).with_name("bench.toml")
 
 
@@ -795,6 +797,85 @@ def bench_city_day(scale: float, day: dt.date, after_history: bool = False) -> l
     ]
 
 
+BI_READER_ENV = "EDW_BI_READER_URL"  # Postgres: the warehouse as bi_reader sees it (else the warehouse URL)
+
+
+def bench_bi(warehouse_url: str) -> list[Figure]:
+    """Each query of ``reports/bi_queries.sql`` (what the dashboards and the README's examples send) run
+    ``[bi] runs`` times after one warm-up, as a BI tool would: median and p95 wall time with the rows
+    fetched, and on Postgres the indexes its plan uses. On Postgres it connects as ``EDW_BI_READER_URL``
+    when set (bi_reader), else as the warehouse URL; the embedded DuckDB file is opened read-only."""
+    from .reports.bi_queries import bi_queries
+
+    settings_ = targets()["bi"]
+    runs, limit = int(settings_["runs"]), float(settings_["max_p95_ms"])
+    url = warehouse_url
+    if url.startswith(("postgresql://", "postgres://")):
+        url = os.environ.get(BI_READER_ENV) or url
+        import psycopg
+
+        con = psycopg.connect(url, autocommit=True)
+
+        def run(sql: str) -> int:
+            with con.cursor() as cur:
+                cur.execute(sql)
+                return len(cur.fetchall())
+
+        def indexes(sql: str) -> str:
+            with con.cursor() as cur:
+                cur.execute(f"explain (format json) {sql}")
+                plan = cur.fetchone()[0]
+            found = sorted(set(_plan_values(plan, "Index Name")))
+            return ", ".join(found) or "none (sequential scans)"
+    else:
+        import duckdb
+
+        con = duckdb.connect(url.removeprefix("duckdb:///"), read_only=True)
+
+        def run(sql: str) -> int:
+            return len(con.execute(sql).fetchall())
+
+        def indexes(sql: str) -> str:
+            return "DuckDB: no indexes (zone maps)"
+
+    figures = []
+    try:
+        for query in bi_queries():
+            rows = run(query.sql)  # warm-up: the first run reads from disk
+            times = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                run(query.sql)
+                times.append((time.perf_counter() - started) * 1000)
+            median, p95 = statistics.median(times), statistics.quantiles(times, n=20, method="inclusive")[-1]
+            figures.append(
+                Figure(
+                    f"bi: {query.name} (p95)",
+                    p95,
+                    "ms",
+                    f"< {limit:g} ms",
+                    p95 < limit,
+                    f"median {median:.1f} ms over {runs} runs, {rows:,} rows; {query.what}; indexes: {indexes(query.sql)}",
+                )
+            )
+    finally:
+        con.close()
+    return figures
+
+
+def _plan_values(node, key: str):
+    """Every value of ``key`` anywhere in a Postgres JSON plan."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == key:
+                yield v
+            else:
+                yield from _plan_values(v, key)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _plan_values(item, key)
+
+
 def _load_and_validation(postgres_url: str, scale: float, day: dt.date, stages: tuple[str, ...]):
     """The load and validation stages (in a process of their own: the frames their baselines hold are
     the benchmark's, not the pipeline's); (figures, the process's peak RSS MiB)."""
@@ -871,7 +952,7 @@ def run_bench(
             with own_directory("volume"), sampler.stage() as memory:
                 figures += bench_volume(scale, first, progress)
             figures.append(_memory_figure("volume (PSS)", memory["peak_mb"], PSS_DETAIL))
-        if "history" in stages or "city_day" in stages:
+        if "history" in stages or "city_day" in stages or "bi" in stages:
             from .embedded import embedded_sources
 
             # one world for both: the departments' APIs keep running from the history into the city-day
@@ -890,6 +971,8 @@ def run_bench(
                             "every ingest DAG run in this process (dag.test), then the build's process",
                         )
                     )
+                if "bi" in stages:
+                    figures += bench_bi(settings().warehouse_url)
     finally:
         sampler.stop()
     for label, peak, detail in (
