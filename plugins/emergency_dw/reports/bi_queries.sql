@@ -96,6 +96,12 @@ where created_date > (select max(created_date) from marts.fct_hazard_lifecycle) 
 group by source
 order by source;
 
+-- name: departments_filter
+-- what: Safety oversight dashboard, its department filter: the departments and towns that send data
+select department_code, department_name_zh, department_name, provider_kind
+from marts.dim_department
+order by provider_kind, department_code;
+
 -- name: evaluation_flags_by_agency
 -- what: Safety oversight dashboard, evaluation oversight: each agency's projects and red flags
 select agency_id,
@@ -103,10 +109,12 @@ select agency_id,
        sum(case when is_remote_evaluation then 1 else 0 end) as remote_evaluations,
        sum(case when has_low_face_match then 1 else 0 end) as low_face_matches,
        sum(case when has_overlapping_distant_sites then 1 else 0 end) as overlapping_distant_sites,
+       sum(case when is_remote_evaluation or has_low_face_match or has_overlapping_distant_sites then 1 else 0 end)
+           as projects_flagged,
        avg(contract_to_report_hours) as mean_hours_contract_to_report
 from marts.fct_evaluation_oversight
 group by agency_id
-order by remote_evaluations + low_face_matches + overlapping_distant_sites desc, projects desc;
+order by projects_flagged desc, projects desc;
 
 -- name: risk_levels_latest_day
 -- what: README example: enterprises per risk level on the latest day scored
