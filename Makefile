@@ -21,6 +21,7 @@ run: $(STAMP)  ## the whole pipeline on the embedded default (ARGS="--date 2026-
 test: $(STAMP) browser  ## lint, then every test (needs Postgres at EDW_TEST_POSTGRES_URL)
 	$(VENV)/bin/ruff check plugins dags tests
 	$(VENV)/bin/ruff format --check plugins dags tests
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/pytest $(ARGS)
 
 browser:  ## Debian's chromium and a CJK font for the browser checks (installed when missing, as root)

@@ -214,3 +214,26 @@ def test_edw_backfill_of_three_days_equals_three_daily_runs(tmp_path: Path):
         con.close()
     assert len(results["daily"][0]) == 6
     assert results["backfill"] == results["daily"]
+
+
+def test_the_dag_files_never_import_the_stand_in_world():
+    """DESIGN section 2: a deployment against real departments parses the DAG files without the simulator.
+    (The package's own import rules are checked by lint-imports in `make test`: .importlinter.)"""
+    import ast
+
+    forbidden = (
+        "emergency_dw.simulator",
+        "emergency_dw.embedded",
+        "emergency_dw.bench",
+        "emergency_dw.evaluation",
+        "emergency_dw.cli",
+    )
+    files = sorted((Path(__file__).resolve().parents[1] / "dags").glob("*.py"))
+    assert files
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            bad = [n for n in names if n.startswith(forbidden)]
+            assert not bad, f"{path.name} imports {bad}"

@@ -737,8 +737,8 @@ def bench_history(
 def _city_day_ingest(day: dt.date) -> tuple[float, float]:
     """Every feed's ingest DAG run for real (dag.test) for the day, one after another, in this process:
     (seconds of the DAG runs, seconds of the pipeline's work in them)."""
+    from .airflow_env import airflow_environment
     from .catalog import all_feeds
-    from .embedded import airflow_environment
 
     airflow_environment()
     from .runner import run_ingest_dag

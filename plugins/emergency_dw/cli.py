@@ -153,7 +153,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- ingest
 def _ingest_days(feeds: list[str], days: list[dt.date]) -> list:
-    from .embedded import airflow_environment, embedded_sources
+    from .airflow_env import airflow_environment
+    from .embedded import embedded_sources
 
     airflow_environment()
     from .pipeline.suites import expected_daily

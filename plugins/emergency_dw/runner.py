@@ -30,7 +30,7 @@ class DagOutcome:
 
 
 def run_ingest_dag(feed_name: str, day: dt.date) -> DagOutcome:
-    from .embedded import ensure_airflow_db
+    from .airflow_env import ensure_airflow_db
     from .pipeline.dags import build_ingest_dag
 
     ensure_airflow_db()
