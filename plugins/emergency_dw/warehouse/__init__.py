@@ -11,15 +11,26 @@ Conventions shared by both backends:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from emergency_dw.warehouse.base import LOGICAL_TYPES, ColumnSpec, LockTimeout, Transaction, Warehouse
 
-__all__ = ["LOGICAL_TYPES", "ColumnSpec", "LockTimeout", "Transaction", "Warehouse", "connect", "quote_ident"]
+__all__ = [
+    "LOGICAL_TYPES",
+    "ColumnSpec",
+    "LockTimeout",
+    "Transaction",
+    "Warehouse",
+    "connect",
+    "partition_name",
+    "quote_ident",
+]
 
 LOCK_TIMEOUT_ENV = "EDW_LOCK_TIMEOUT_SECONDS"
 DEFAULT_LOCK_TIMEOUT_SECONDS = 600.0
@@ -76,7 +87,9 @@ class BulkTransaction:
         self._wh._run(
             f"DELETE FROM {qualified(schema, table)} WHERE {quote_ident(key_column)} = ?", [key_value]
         )
-        return self.append(schema, table, data)
+        # a table partitioned by the key: straight into the value's partition (no routing row by row)
+        target = self._wh._partition_by_key(schema, table, key_column, key_value)
+        return self._wh._insert(schema, target or table, data)
 
     def append(self, schema: str, table: str, data) -> int:
         return self._wh._insert(schema, table, data)
@@ -117,18 +130,47 @@ class BulkTransaction:
             time.sleep(0.1)
 
 
+MAX_IDENTIFIER_BYTES = 63  # Postgres truncates longer names
+
+
+def partition_name(table: str, value: Any) -> str:
+    """A readable name for the partition of ``table`` holding ``value``: ``<table>__<value>`` with the value in
+    lower-case letters, digits and underscores, and without a leading ``<table>:`` it repeats
+    (``power_load_readings:2026-11-27`` -> ``power_load_readings__2026_11_27``). A name over 63 bytes keeps
+    its head and ends with a hash of the value. Two values may share a name: the backend looks partitions
+    up by the values they hold, never by name, and picks a free name when creating one."""
+    text = str(value)
+    if text.startswith(f"{table}:"):
+        text = text[len(table) + 1 :]
+    slug = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    name = f"{table}__{slug}" if slug else f"{table}__"
+    if len(name.encode()) > MAX_IDENTIFIER_BYTES or not slug:
+        digest = hashlib.sha256(str(value).encode()).hexdigest()[:10]
+        head = name.encode()[: MAX_IDENTIFIER_BYTES - len(digest) - 1].decode("utf-8", "ignore")
+        name = f"{head}_{digest}"
+    return name
+
+
+def numbered_name(name: str, number: int) -> str:
+    """``name`` with ``_<number>`` at its end, within 63 bytes (for a name already taken)."""
+    suffix = f"_{number}"
+    return name.encode()[: MAX_IDENTIFIER_BYTES - len(suffix)].decode("utf-8", "ignore") + suffix
+
+
 def table_ddl(
     schema: str,
     table: str,
     columns: Sequence[ColumnSpec],
     primary_key: Sequence[str],
     sql_types: dict[str, str],
+    partition_by: str | None = None,
 ) -> str:
-    """CREATE TABLE for the specs in a backend's types."""
+    """CREATE TABLE for the specs in a backend's types (``PARTITION BY LIST`` of a column, where asked)."""
     defs = [f"{quote_ident(c.name)} {sql_types[c.type]}{'' if c.nullable else ' NOT NULL'}" for c in columns]
     if primary_key:
         defs.append(f"PRIMARY KEY ({', '.join(quote_ident(name) for name in primary_key)})")
-    return f"CREATE TABLE {qualified(schema, table)} ({', '.join(defs)})"
+    partitioned = f" PARTITION BY LIST ({quote_ident(partition_by)})" if partition_by else ""
+    return f"CREATE TABLE {qualified(schema, table)} ({', '.join(defs)}){partitioned}"
 
 
 def add_column_ddl(schema: str, table: str, column: ColumnSpec, sql_types: dict[str, str]) -> str:
@@ -136,13 +178,17 @@ def add_column_ddl(schema: str, table: str, column: ColumnSpec, sql_types: dict[
     return f"ALTER TABLE {qualified(schema, table)} ADD COLUMN {quote_ident(column.name)} {sql_types[column.type]}"
 
 
-def check_specs(columns: Sequence[ColumnSpec], primary_key: Sequence[str]) -> None:
+def check_specs(
+    columns: Sequence[ColumnSpec], primary_key: Sequence[str], partition_by: str | None = None
+) -> None:
     for col in columns:
         if col.type not in LOGICAL_TYPES:
             raise ValueError(f"column {col.name!r}: unknown type {col.type!r} (one of {LOGICAL_TYPES})")
     missing = set(primary_key) - {col.name for col in columns}
     if missing:
         raise ValueError(f"primary key columns not among the columns: {sorted(missing)}")
+    if partition_by is not None and partition_by not in {col.name for col in columns}:
+        raise ValueError(f"partition column {partition_by!r} is not among the columns")
 
 
 def check_data_columns(

@@ -239,10 +239,17 @@ class DuckDBWarehouse:
         self._run(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
 
     def ensure_table(
-        self, schema: str, table: str, columns: Sequence[ColumnSpec], primary_key: Sequence[str] = ()
+        self,
+        schema: str,
+        table: str,
+        columns: Sequence[ColumnSpec],
+        primary_key: Sequence[str] = (),
+        partition_by: str | None = None,
     ) -> list[str]:
-        """Create the table, or add the missing columns (always nullable: the table may hold rows)."""
-        check_specs(columns, primary_key)
+        """Create the table, or add the missing columns (always nullable: the table may hold rows).
+        ``partition_by`` is checked and otherwise ignored: DuckDB has no partitions (its zone maps skip
+        other batches' row groups)."""
+        check_specs(columns, primary_key, partition_by)
         existing = self._columns(schema, table)
         if not existing:
             self._run(table_ddl(schema, table, columns, primary_key, SQL_TYPES))
@@ -251,6 +258,28 @@ class DuckDBWarehouse:
         for col in added:
             self._run(add_column_ddl(schema, table, col, SQL_TYPES))
         return [col.name for col in added]
+
+    def ensure_partition(self, schema: str, table: str, value: Any) -> str | None:
+        return None
+
+    def partition_of(self, schema: str, table: str, value: Any) -> str | None:
+        return None
+
+    def refresh_statistics(self, schema: str, table: str, value: Any) -> str | None:
+        return None
+
+    def partition_existing(
+        self, schema: str, table: str, column: str, keep_schema: str
+    ) -> tuple[str, int] | None:
+        return None
+
+    def _partition_by_key(self, schema: str, table: str, key_column: str, value: Any) -> str | None:
+        return None
+
+    def detach_partition(
+        self, schema: str, table: str, value: Any, to_schema: str, lock: tuple[str, str] | None = None
+    ) -> str | None:
+        return None
 
     def ensure_index(self, schema: str, table: str, column: str) -> None:
         """Nothing: DuckDB's per-block min/max (zone maps) already skip other batches' rows, and an ART
