@@ -8,22 +8,165 @@ the index among every day's rows, and nothing ever left the table."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from emergency_dw.catalog import all_feeds, get_feed
+from emergency_dw.embedded import embedded_sources
+from emergency_dw.pipeline.ingest import day_interval, ingest
+from emergency_dw.simulator.run import Simulator
 from emergency_dw.warehouse import partition_name
 
 from databases import create_database, drop_database, postgres_url
 
 FEED = "power_load_readings"
+DAYS = [dt.date(2026, 11, 25), dt.date(2026, 11, 26)]
+SCALE = 0.005
+PARENT = f"raw.{FEED}"
+
+
+def _partition(day: dt.date) -> str:
+    return f"raw.{partition_name(FEED, f'{FEED}:{day.isoformat()}')}"
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory):
+    """Two days of power readings ingested into a fresh Postgres warehouse."""
+    root = tmp_path_factory.mktemp("partitions") / "data"
+    database = create_database("edw_test_partitions")
+    url = postgres_url(database)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("EDW_DATA_DIR", str(root))
+            mp.setenv("EDW_WAREHOUSE_URL", url)
+            simulator = Simulator(root / "sources", scale=SCALE)
+            for day in DAYS:
+                simulator.simulate_day(day, feeds=[FEED])
+            with embedded_sources():
+                results = {day: ingest(FEED, *day_interval(day), url) for day in DAYS}
+            yield {"url": url, "root": root, "results": results}
+    finally:
+        drop_database(database)
 
 
 def _sql(url: str, sql: str, params: list | tuple = ()) -> list[tuple]:
     with psycopg.connect(url) as conn:
         cursor = conn.execute(sql, params or None)
         return cursor.fetchall() if cursor.description else []
+
+
+def _per_partition(url: str) -> dict[str, dict[str, int]]:
+    rows = _sql(url, f"select tableoid::regclass::text, _batch_id, count(*) from {PARENT} group by 1, 2")
+    out: dict[str, dict[str, int]] = {}
+    for part, batch, n in rows:
+        out.setdefault(part, {})[batch] = n
+    return out
+
+
+def test_the_big_feeds_are_declared_partitioned_in_the_catalog():
+    assert {f.name for f in all_feeds() if f.partitioned} == {
+        "power_load_readings",
+        "cable_temperature_readings",
+        "rescuer_positions",
+        "fishing_vessel_positions",
+    }
+    assert get_feed(FEED).to_dict()["partitioned"] is True
+
+
+@pytest.mark.postgres
+def test_each_batch_loads_into_a_partition_of_its_own(loaded):
+    url, results = loaded["url"], loaded["results"]
+    assert _sql(url, f"select relkind from pg_class where oid = '{PARENT}'::regclass") == [("p",)]
+    expected = {_partition(day): {result.batch_id: result.rows_loaded} for day, result in results.items()}
+    assert all(r.rows_loaded > 0 for r in results.values())
+    assert _per_partition(url) == expected
+    assert _partition(DAYS[0]) == "raw.power_load_readings__2026_11_25"
+    # a DEFAULT partition catches what has no partition of its own: nothing here
+    [(default,)] = _sql(
+        url,
+        "select c.oid::regclass::text from pg_inherits i join pg_class c on c.oid = i.inhrelid "
+        f"where i.inhparent = '{PARENT}'::regclass and pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT'",
+    )
+    assert default == "raw.power_load_readings__default"
+    assert _sql(url, f"select count(*) from {default}") == [(0,)]
+    # no index on _batch_id: each partition holds one batch
+    assert (
+        _sql(url, "select indexname from pg_indexes where schemaname = 'raw' and tablename like 'power%'")
+        == []
+    )
+    # the quarantine table is as before: one table, indexed by batch
+    assert _sql(
+        url, "select relkind from pg_class where oid = 'quarantine.power_load_readings'::regclass"
+    ) == [("r",)]
+    # every batch reconciles, counted by the database
+    for result in results.values():
+        [(extracted, loaded_, quarantined)] = _sql(
+            url,
+            "select rows_extracted, rows_loaded, rows_quarantined from audit.batches where batch_id = %s",
+            [result.batch_id],
+        )
+        assert extracted == loaded_ + quarantined and loaded_ == result.rows_loaded
+
+
+@pytest.mark.postgres
+def test_a_partition_has_statistics_as_soon_as_its_load_ends(loaded):
+    url = loaded["url"]
+    for day, result in loaded["results"].items():
+        [(reltuples, analyzed)] = _sql(
+            url,
+            "select c.reltuples, s.last_analyze is not null or s.last_autoanalyze is not null "
+            "from pg_class c left join pg_stat_user_tables s on s.relid = c.oid where c.oid = %s::regclass",
+            [_partition(day)],
+        )
+        assert reltuples == result.rows_loaded > 0
+        assert analyzed
+        assert _sql(
+            url,
+            "select count(*) > 0 from pg_stats where schemaname = 'raw' and tablename = %s",
+            [_partition(day).split(".")[1]],
+        ) == [(True,)]
+
+
+@pytest.mark.postgres
+def test_deleting_or_counting_a_batch_reads_only_its_partition(loaded):
+    url = loaded["url"]
+    batch = loaded["results"][DAYS[0]].batch_id
+    for statement in (
+        f"explain delete from {PARENT} where _batch_id = %s",
+        f"explain select count(*) from {PARENT} where _batch_id = %s",
+    ):
+        plan = "\n".join(row[0] for row in _sql(url, statement, [batch]))
+        assert "power_load_readings__2026_11_25" in plan, plan
+        assert "power_load_readings__2026_11_26" not in plan, plan
+        assert "power_load_readings__default" not in plan, plan
+
+
+@pytest.mark.postgres
+def test_a_rerun_of_one_day_rewrites_only_its_partition(loaded):
+    url, results = loaded["url"], loaded["results"]
+    first, other = DAYS
+    untouched = f"select count(*), min(xmin::text::bigint), max(xmin::text::bigint), max(_loaded_at) from {_partition(other)}"
+    before = _sql(url, untouched)
+    loaded_at = _sql(url, f"select max(_loaded_at) from {_partition(first)}")
+    with embedded_sources():
+        again = ingest(FEED, *day_interval(first), url)
+    assert again.batch_id == results[first].batch_id and again.rows_loaded == results[first].rows_loaded
+    assert _sql(url, untouched) == before, "the other day's partition is as it was"
+    assert _sql(url, f"select max(_loaded_at) from {_partition(first)}") != loaded_at, (
+        "the rerun day reloaded"
+    )
+    assert _per_partition(url) == {
+        _partition(day): {result.batch_id: result.rows_loaded} for day, result in results.items()
+    }
+    [(rows, distinct)] = _sql(
+        url,
+        f"select count(*), count(distinct (meter_id, reading_at)) from {PARENT} where _batch_id = %s",
+        [again.batch_id],
+    )
+    assert rows == distinct == again.rows_loaded, "each reading once"
 
 
 # ---------------------------------------------------------------- the backend's partitions

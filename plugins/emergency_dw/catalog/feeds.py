@@ -2,7 +2,8 @@
 
 The DAGs, the generic Great Expectations rules, the raw tables' DDL and the simulator's output are all
 derived from these declarations. ``rows_per_day`` is the nominal volume of one simulated day at full
-scale (for snapshots: the size of the whole snapshot).
+scale (for snapshots: the size of the whole snapshot). ``partitioned`` marks the big event feeds (power
+and cable readings, positions) whose raw tables Postgres partitions by batch.
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ FEEDS: tuple[Feed, ...] = (
         primary_key=("meter_id", "reading_at"),
         event_time="reading_at",
         rows_per_day=1_378_080,
+        partitioned=True,
         columns=(
             key("meter_id", description="the utility's meter number"),
             key("enterprise_id", description="unified enterprise id"),
@@ -157,6 +159,7 @@ FEEDS: tuple[Feed, ...] = (
         primary_key=("cable_id", "reading_at"),
         event_time="reading_at",
         rows_per_day=115_200,
+        partitioned=True,
         columns=(
             key("cable_id"),
             key("enterprise_id"),
@@ -382,6 +385,7 @@ FEEDS: tuple[Feed, ...] = (
         primary_key=("position_id",),
         event_time="reported_at",
         rows_per_day=57_600,
+        partitioned=True,
         columns=(
             key("position_id"),
             key("rescuer_id"),
@@ -784,6 +788,7 @@ FEEDS: tuple[Feed, ...] = (
         primary_key=("vessel_id", "reported_at"),
         event_time="reported_at",
         rows_per_day=21_600,
+        partitioned=True,
         columns=(
             key("vessel_id"),
             ts("reported_at", nullable=False),

@@ -97,6 +97,10 @@ class Feed:
     incremental_field: str | None = "updated_at"
     event_time: str | None = None  # the column that places a record in its day (late data is judged by it)
     snapshot: bool = False  # reference data delivered whole; events otherwise
+    # A big event feed: on Postgres its raw table is partitioned by batch (one partition per batch), so a
+    # rerun rewrites one partition, statistics are refreshed per batch and old batches can be detached
+    # (`edw retention`). Only a new raw table is created so.
+    partitioned: bool = False
     time_order: tuple[tuple[str, str], ...] = ()  # (earlier, later): later >= earlier when both are present
     timezone: str = "Asia/Shanghai"
     encoding: str = "utf-8"

@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -34,11 +35,14 @@ from .tables import (
     QUARANTINE_COLUMNS,
     RAW,
     VALIDATION_RESULTS,
+    ensure_batch_partition,
     ensure_pipeline_tables,
     raw_columns,
 )
 from .validate import RuleOutcome, run_suite
 from .volume import row_count_band
+
+log = logging.getLogger(__name__)
 
 ARROW_TYPES = {
     "string": pa.string(),
@@ -584,6 +588,10 @@ def _validate_and_load(warehouse_url: str, feed: Feed, landed: LandedBatch) -> B
     )
     good_load = None
     with _warehouse(warehouse_url) as warehouse:
+        if raw_table is not None:
+            # A partitioned raw table (Postgres, the big feeds): the batch's partition exists before its load
+            # starts, created in a short transaction of its own (see PostgresWarehouse.ensure_partition).
+            ensure_batch_partition(warehouse, feed, landed.batch_id)
         try:
             with warehouse.transaction() as tx:
                 good_load = _write_attempt(
@@ -616,6 +624,7 @@ def _validate_and_load(warehouse_url: str, feed: Feed, landed: LandedBatch) -> B
                 )
         else:
             rows_loaded, rows_quarantined = audit_row["rows_loaded"], audit_row["rows_quarantined"]
+            _refresh_statistics(warehouse, feed, landed.batch_id)
     if failure is None and landed.files:
         from ..connectors.file_drop import mark_processed
         from ..connectors.settings import drop_root
@@ -643,6 +652,21 @@ def _validate_and_load(warehouse_url: str, feed: Feed, landed: LandedBatch) -> B
         )
         raise BatchFailed(feed.name, landed.batch_id, failure[0], failure[1] + kept)
     return result
+
+
+def _refresh_statistics(warehouse, feed: Feed, batch_id: str) -> None:
+    """ANALYZE the batch's partition after its load (Postgres, partitioned raw tables), so the next build
+    plans with the day's rows counted; a failure is logged, never fails a batch that loaded."""
+    try:
+        warehouse.refresh_statistics(RAW, feed.name, batch_id)
+    except Exception as exc:  # noqa: BLE001 - statistics are an optimisation; the load is committed
+        log.warning(
+            "feed %s, batch %s: loaded, but its statistics were not refreshed (%s: %s); autovacuum will",
+            feed.name,
+            batch_id,
+            type(exc).__name__,
+            exc,
+        )
 
 
 class _LoadMismatch(Exception):

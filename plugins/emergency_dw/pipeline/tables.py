@@ -25,6 +25,26 @@ def raw_columns(feed: Feed) -> list[ColumnSpec]:
     return [ColumnSpec(c.name, c.type) for c in feed.columns] + LINEAGE
 
 
+BATCH_COLUMN = "_batch_id"
+
+
+def raw_partition_column(feed: Feed) -> str | None:
+    """The column ``raw.<feed>`` is partitioned by (one partition per batch), for the catalog's big feeds."""
+    return BATCH_COLUMN if feed.partitioned else None
+
+
+def ensure_raw_table(warehouse, feed: Feed) -> list[str]:
+    """Create ``raw.<feed>`` (on Postgres partitioned by batch when the catalog says so; a table created
+    before keeps its layout), or add the columns it lacks; returns those added."""
+    return warehouse.ensure_table(RAW, feed.name, raw_columns(feed), partition_by=raw_partition_column(feed))
+
+
+def ensure_batch_partition(warehouse, feed: Feed, batch_id: str) -> str | None:
+    """The partition of ``raw.<feed>`` for the batch, created on its first load, when the table is
+    partitioned (whatever the catalog says now: the table's layout decides); None otherwise."""
+    return warehouse.ensure_partition(RAW, feed.name, batch_id)
+
+
 QUARANTINE_COLUMNS = [
     ColumnSpec("_batch_id", "string", nullable=False),
     ColumnSpec("_row", "integer", nullable=False),
@@ -131,10 +151,10 @@ def ensure_pipeline_tables(warehouse, feed: Feed) -> list[str]:
     """Create what a feed's batch writes to; returns raw columns added to an existing table."""
     for schema in (RAW, QUARANTINE, AUDIT):
         warehouse.ensure_schema(schema)
-    added = warehouse.ensure_table(RAW, feed.name, raw_columns(feed))
+    added = ensure_raw_table(warehouse, feed)
     warehouse.ensure_table(QUARANTINE, feed.name, QUARANTINE_COLUMNS)
     for schema in (RAW, QUARANTINE):
-        warehouse.ensure_index(schema, feed.name, "_batch_id")
+        warehouse.ensure_index(schema, feed.name, BATCH_COLUMN)  # none on a table partitioned by it
     warehouse.ensure_table(AUDIT, "batches", BATCHES, primary_key=["batch_id"])
     warehouse.ensure_table(AUDIT, "batch_attempts", BATCH_ATTEMPTS)
     warehouse.ensure_table(AUDIT, "validation_results", VALIDATION_RESULTS)
@@ -192,7 +212,7 @@ def ensure_raw_tables(warehouse, feeds: list[Feed]) -> list[str]:
     created = []
     for feed in feeds:
         if feed.name not in present:
-            warehouse.ensure_table(RAW, feed.name, raw_columns(feed))
+            ensure_raw_table(warehouse, feed)
             created.append(feed.name)
     return created
 
