@@ -9,6 +9,10 @@ the index among every day's rows, and nothing ever left the table."""
 from __future__ import annotations
 
 import datetime as dt
+import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -167,6 +171,136 @@ def test_a_rerun_of_one_day_rewrites_only_its_partition(loaded):
         [again.batch_id],
     )
     assert rows == distinct == again.rows_loaded, "each reading once"
+
+
+def _edw(url: str, root: Path, *args: str, retention: str | None = None) -> subprocess.CompletedProcess:
+    """`edw ARGS` for real, on the warehouse ``url``, with EDW_RAW_RETENTION_DAYS as given (unset: None)."""
+    environment = {k: v for k, v in os.environ.items() if k != "EDW_RAW_RETENTION_DAYS"}
+    environment.update(EDW_DATA_DIR=str(root), EDW_WAREHOUSE_URL=url)
+    if retention is not None:
+        environment["EDW_RAW_RETENTION_DAYS"] = retention
+    return subprocess.run(
+        [sys.executable, "-m", "emergency_dw.cli", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def _days_keeping_only_the_second_day() -> int:
+    """N such that the first day's interval ended more than N days ago and the second's within N days."""
+    end = day_interval(DAYS[1])[1]
+    return math.ceil((dt.datetime.now(dt.UTC) - end).total_seconds() / 86_400)
+
+
+@pytest.mark.postgres
+def test_edw_retention_detaches_the_old_days_partition_into_raw_detached(loaded):
+    """Runs last: it takes the first day out of raw."""
+    url, root, results = loaded["url"], loaded["root"], loaded["results"]
+    old, new = (results[day] for day in DAYS)
+    days = _days_keeping_only_the_second_day()
+
+    unset = _edw(url, root, "retention")
+    assert unset.returncode == 0 and "EDW_RAW_RETENTION_DAYS is unset" in unset.stdout
+
+    dry = _edw(url, root, "retention", "--dry-run", retention=str(days))
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert old.batch_id in dry.stdout and new.batch_id not in dry.stdout and "Dry run" in dry.stdout
+    assert _partition(DAYS[0]) in dry.stdout
+    assert set(_per_partition(url)) == {_partition(DAYS[0]), _partition(DAYS[1])}, "a dry run changes nothing"
+
+    done = _edw(url, root, "retention", "--days", str(days))
+    assert done.returncode == 0, done.stdout + done.stderr
+    detached = f"raw_detached.{partition_name(FEED, old.batch_id)}"
+    assert old.batch_id in done.stdout and detached in done.stdout and "Detached 1 partition" in done.stdout
+    assert _per_partition(url) == {_partition(DAYS[1]): {new.batch_id: new.rows_loaded}}
+    assert _sql(url, f"select _batch_id, count(*) from {detached} group by 1") == [
+        (old.batch_id, old.rows_loaded)
+    ], "detached, not dropped"
+    lake = list((root / "lake" / "raw" / FEED / f"dt={DAYS[0].isoformat()}").glob("*.parquet"))
+    assert lake, "the lake keeps the detached day"
+    [(status,)] = _sql(url, "select status from audit.batches where batch_id = %s", [old.batch_id])
+    assert status == "loaded"
+
+    again = _edw(url, root, "retention", "--days", str(days))
+    assert again.returncode == 0 and "nothing to detach" in again.stdout
+
+    # a backfill of the detached day loads it again, into a new partition of raw
+    with embedded_sources():
+        reloaded = ingest(FEED, *day_interval(DAYS[0]), url)
+    assert _per_partition(url) == {
+        _partition(DAYS[0]): {old.batch_id: reloaded.rows_loaded},
+        _partition(DAYS[1]): {new.batch_id: new.rows_loaded},
+    }
+
+
+def test_edw_retention_on_duckdb_has_nothing_to_do(tmp_path: Path):
+    url = f"duckdb:///{tmp_path / 'data' / 'warehouse.duckdb'}"
+    done = _edw(url, tmp_path / "data", "retention", "--days", "1")
+    assert done.returncode == 0 and "nothing to detach" in done.stdout
+    assert not (tmp_path / "data" / "warehouse.duckdb").exists()
+
+
+@pytest.mark.postgres
+def test_a_raw_table_created_unpartitioned_keeps_working_and_is_partitioned_once_by_edw_retention_migrate(
+    tmp_path: Path,
+):
+    """A warehouse from before partitions: its raw.power_load_readings stays a plain table and loads as
+    before; `edw retention` skips it and says how to migrate; `edw retention --migrate` partitions it by
+    batch with its rows and grants, keeping the old table in raw_detached; the next day loads into its own
+    partition."""
+    from emergency_dw.pipeline.tables import RAW, raw_columns
+    from emergency_dw.warehouse import connect
+
+    root = tmp_path / "data"
+    database = create_database("edw_test_partition_migrate")
+    url = postgres_url(database)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("EDW_DATA_DIR", str(root))
+            mp.setenv("EDW_WAREHOUSE_URL", url)
+            simulator = Simulator(root / "sources", scale=SCALE)
+            for day in DAYS:
+                simulator.simulate_day(day, feeds=[FEED])
+            warehouse = connect(url)
+            warehouse.ensure_schema(RAW)
+            warehouse.ensure_table(RAW, FEED, raw_columns(get_feed(FEED)))  # as an older version made it
+            warehouse.close()
+            with embedded_sources():
+                first = ingest(FEED, *day_interval(DAYS[0]), url)
+            assert _sql(url, f"select relkind from pg_class where oid = '{PARENT}'::regclass") == [("r",)]
+            assert _sql(url, f"select count(*) from {PARENT}") == [(first.rows_loaded,)]
+            _sql(url, f"grant select on {PARENT} to public")
+
+            skipped = _edw(url, root, "retention", "--days", "1")
+            assert skipped.returncode == 0 and "edw retention --migrate" in skipped.stdout, skipped.stdout
+
+            migrated = _edw(url, root, "retention", "--migrate")
+            assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+            kept = "raw_detached.power_load_readings__unpartitioned"
+            assert (
+                "1 partition(s)" in migrated.stdout
+                and kept in migrated.stdout
+                and "edw build" in migrated.stdout
+            )
+            assert _sql(url, f"select relkind from pg_class where oid = '{PARENT}'::regclass") == [("p",)]
+            assert _per_partition(url) == {_partition(DAYS[0]): {first.batch_id: first.rows_loaded}}
+            assert _sql(url, f"select count(*) from {kept}") == [(first.rows_loaded,)]
+            [(acl,)] = _sql(url, f"select relacl::text from pg_class where oid = '{PARENT}'::regclass")
+            assert "=r/" in acl, "the grants follow the table"
+
+            with embedded_sources():
+                second = ingest(FEED, *day_interval(DAYS[1]), url)
+            assert _per_partition(url) == {
+                _partition(DAYS[0]): {first.batch_id: first.rows_loaded},
+                _partition(DAYS[1]): {second.batch_id: second.rows_loaded},
+            }
+            again = _edw(url, root, "retention", "--migrate")
+            assert again.returncode == 0 and "nothing to migrate" in again.stdout
+    finally:
+        drop_database(database)
 
 
 # ---------------------------------------------------------------- the backend's partitions

@@ -34,6 +34,12 @@ def _scale(text: str) -> float:
     return value
 
 
+def _days(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of days, at least 1, got {text!r}")
+    return int(text)
+
+
 # ---------------------------------------------------------------- catalog
 def cmd_catalog(args: argparse.Namespace) -> int:
     feeds = catalog.all_feeds()
@@ -265,6 +271,101 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     _print_batches(outcomes)
     built = _build() if not args.no_build else True
     return 0 if built and all(o.state == "success" for o in outcomes) else 1
+
+
+# ---------------------------------------------------------------- retention
+def cmd_retention(args: argparse.Namespace) -> int:
+    """Detach the raw partitions of batches older than the retention (Postgres); the lake keeps them all."""
+    from .config import LOCAL_TZ
+    from .pipeline.retention import RAW_DETACHED, RETENTION_ENV, detach_expired, retention_days
+    from .warehouse import connect
+
+    if args.migrate:
+        return _partition_existing_tables()
+    days = args.days if args.days is not None else retention_days()
+    if days is None:
+        console.print(
+            f"{RETENTION_ENV} is unset: raw keeps every batch, nothing to detach (set it, or pass --days N)."
+        )
+        return 0
+    url = settings().warehouse_url
+    if url.startswith("duckdb:"):
+        console.print(
+            "The embedded DuckDB warehouse has no partitions: nothing to detach (the raw lake keeps every "
+            "batch either way)."
+        )
+        return 0
+    warehouse = connect(url)
+    try:
+        result = detach_expired(warehouse, days, dry_run=args.dry_run)
+    finally:
+        warehouse.close()
+    cutoff = f"{result.cutoff.astimezone(LOCAL_TZ):%Y-%m-%d %H:%M} local time"
+    for feed in result.unpartitioned:
+        console.print(
+            f"[yellow]raw.{feed} was created unpartitioned (before partitions): nothing of it is detached; "
+            "`edw retention --migrate` partitions it, once.[/]"
+        )
+    if not result.expired:
+        console.print(
+            f"No batch of a partitioned feed ended before {cutoff} ({days} days ago): nothing to detach."
+        )
+        return 0
+    verb = "would detach" if result.dry_run else "detached"
+    table = Table(title=f"Raw partitions of batches that ended before {cutoff} ({days} days ago): {verb}")
+    for header in ("feed", "batch", "interval ended", "rows loaded", "partition"):
+        table.add_column(header, justify="right" if header == "rows loaded" else "left")
+    for e in result.expired:
+        table.add_row(
+            e.feed,
+            e.batch_id,
+            f"{e.interval_end.astimezone(LOCAL_TZ):%Y-%m-%d %H:%M}",
+            f"{e.rows_loaded:,}",
+            e.partition,
+        )
+    console.print(table)
+    rows = sum(e.rows_loaded for e in result.expired)
+    if result.dry_run:
+        console.print(
+            f"Dry run: {len(result.expired)} partition(s), {rows:,} rows, would move to schema {RAW_DETACHED}; "
+            "nothing was changed."
+        )
+    else:
+        console.print(
+            f"Detached {len(result.expired)} partition(s), {rows:,} rows, into schema {RAW_DETACHED}: raw no longer "
+            f"reads them, nothing was dropped (drop them there when no longer wanted); the raw lake keeps "
+            "every batch."
+        )
+    return 0
+
+
+def _partition_existing_tables() -> int:
+    from .pipeline.retention import RAW_DETACHED, partition_existing_tables
+    from .warehouse import connect
+
+    url = settings().warehouse_url
+    if url.startswith("duckdb:"):
+        console.print("The embedded DuckDB warehouse has no partitions: nothing to migrate.")
+        return 0
+    warehouse = connect(url)
+    try:
+        with console.status("partitioning the raw tables created unpartitioned (one transaction each)"):
+            migrated = partition_existing_tables(warehouse)
+    finally:
+        warehouse.close()
+    if not migrated:
+        console.print("Every raw table of a partitioned feed is partitioned already: nothing to migrate.")
+        return 0
+    for m in migrated:
+        console.print(
+            f"[green]raw.{m.feed}[/] is partitioned by batch: {m.partitions:,} partition(s); the table as it "
+            f"was is kept as {m.kept}."
+        )
+    console.print(
+        "Run `edw build` now: dbt's staging views still read the old tables until the build recreates them. "
+        f"Then drop the old tables in {RAW_DETACHED} when no longer wanted."
+    )
+    return 0
 
 
 # ---------------------------------------------------------------- quarantine and expectations
@@ -758,6 +859,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feed", action="append", help="only this feed (repeatable)")
     p.add_argument("--no-build", action="store_true", help="ingest only")
     p.set_defaults(func=cmd_backfill)
+
+    p = sub.add_parser(
+        "retention",
+        help="Postgres: detach the raw partitions of batches older than EDW_RAW_RETENTION_DAYS (to raw_detached)",
+    )
+    p.add_argument(
+        "--days",
+        type=_days,
+        default=None,
+        help="keep the batches whose interval ended within this many days (default: EDW_RAW_RETENTION_DAYS)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list what would be detached; change nothing")
+    p.add_argument(
+        "--migrate",
+        action="store_true",
+        help="once: partition the raw tables of partitioned feeds that were created unpartitioned (then edw build)",
+    )
+    p.set_defaults(func=cmd_retention)
 
     p = sub.add_parser("quarantine", help="inspect quarantined rows, or re-validate them after a fix")
     p.add_argument("action", choices=["list", "replay"])

@@ -16,6 +16,8 @@ alter role auditor password :'auditor_password';
 create schema if not exists raw authorization edw_loader;
 create schema if not exists quarantine authorization edw_loader;
 create schema if not exists audit authorization edw_loader;
+-- the partitions `edw retention` takes out of raw (run as edw_loader): kept until a DBA drops them
+create schema if not exists raw_detached authorization edw_loader;
 
 -- edw_transformer reads what the loader wrote and owns what dbt builds
 create schema if not exists staging authorization edw_transformer;
