@@ -303,6 +303,53 @@ def test_a_raw_table_created_unpartitioned_keeps_working_and_is_partitioned_once
         drop_database(database)
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_two_days_of_two_partitioned_feeds_load_at_once_into_a_fresh_warehouse(tmp_path: Path):
+    """Four processes (power and cable readings, two days each) reach a fresh warehouse at the same moment:
+    they create the tables and their four partitions side by side, and each batch lands whole in its own."""
+    import multiprocessing
+
+    from reliability import load_after_barrier
+
+    feeds = [FEED, "cable_temperature_readings"]
+    jobs = [(feed, day) for feed in feeds for day in DAYS]
+    root = tmp_path / "data"
+    database = create_database("edw_test_partition_concurrent")
+    url = postgres_url(database)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("EDW_DATA_DIR", str(root))
+            mp.setenv("EDW_WAREHOUSE_URL", url)
+            simulator = Simulator(root / "sources", scale=SCALE)
+            for day in DAYS:
+                simulator.simulate_day(day, feeds=feeds)
+            context = multiprocessing.get_context("spawn")
+            with embedded_sources() as env, context.Manager() as manager:
+                barrier = manager.Barrier(len(jobs))
+                env = {**env, "EDW_DATA_DIR": str(root), "EDW_WAREHOUSE_URL": url}
+                work = [{"feed": f, "day": d.isoformat(), "env": env, "barrier": barrier} for f, d in jobs]
+                with context.Pool(len(jobs)) as pool:
+                    outcomes = pool.map(load_after_barrier, work)
+        assert [o["error"] for o in outcomes] == [None] * len(jobs), outcomes
+        batches = {
+            batch: (loaded_, feed)
+            for batch, loaded_, feed in _sql(url, "select batch_id, rows_loaded, feed from audit.batches")
+        }
+        assert sorted(batches) == sorted(f"{f}:{d}" for f, d in jobs)
+        for feed in feeds:
+            rows = _sql(
+                url, f"select tableoid::regclass::text, _batch_id, count(*) from raw.{feed} group by 1, 2"
+            )
+            assert sorted(rows) == sorted(
+                (f"raw.{partition_name(feed, batch)}", batch, n)
+                for batch, (n, f) in batches.items()
+                if f == feed
+            )
+    finally:
+        drop_database(database)
+
+
 # ---------------------------------------------------------------- the backend's partitions
 def test_partition_names_are_readable_and_fit_postgres():
     assert partition_name(FEED, f"{FEED}:2026-11-27") == "power_load_readings__2026_11_27"
