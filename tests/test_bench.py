@@ -59,6 +59,7 @@ def test_bench_at_a_tiny_scale_writes_every_figure(tmp_path: Path):
         "load vs to_sql",
         "validation: power suite",
         "load: DataFrame.to_sql vs bare ingest",
+        "load: ANALYZE of the batch's partition",
         "city-day: dbt build",
         "history: backfill before the daily runs",
         "incremental build: day 2 vs day 1",
