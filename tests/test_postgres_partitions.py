@@ -146,6 +146,27 @@ def test_deleting_or_counting_a_batch_reads_only_its_partition(loaded):
         assert "power_load_readings__2026_11_25" in plan, plan
         assert "power_load_readings__2026_11_26" not in plan, plan
         assert "power_load_readings__default" not in plan, plan
+    # the load's own path (the warehouse's driver, its parameters): only the batch's partition is touched
+    from emergency_dw.warehouse import connect
+
+    class Undo(Exception):
+        pass
+
+    warehouse = connect(url)
+    try:
+        with pytest.raises(Undo), warehouse.transaction() as tx:
+            tx.execute(f"delete from {PARENT} where _batch_id = ?", [batch])
+            assert tx.count("raw", FEED, "_batch_id", batch) == 0
+            locked = warehouse.query(
+                "select relation::regclass::text as r from pg_locks "
+                "where pid = pg_backend_pid() and locktype = 'relation'"
+            ).column("r")
+            raw = {r for r in locked.to_pylist() if r.startswith("raw.")}
+            assert raw == {PARENT, _partition(DAYS[0])}, raw
+            raise Undo  # roll back: the other tests read the batch
+    finally:
+        warehouse.close()
+    assert _sql(url, f"select count(*) > 0 from {PARENT} where _batch_id = %s", [batch]) == [(True,)]
 
 
 @pytest.mark.postgres
