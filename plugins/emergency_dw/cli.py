@@ -313,11 +313,12 @@ def cmd_retention(args: argparse.Namespace) -> int:
         return 0
     verb = "would detach" if result.dry_run else "detached"
     table = Table(title=f"Raw partitions of batches that ended before {cutoff} ({days} days ago): {verb}")
-    for header in ("feed", "batch", "interval ended", "rows loaded", "partition"):
-        table.add_column(header, justify="right" if header == "rows loaded" else "left")
+    for header in ("batch", "interval ended", "rows loaded", "partition"):
+        table.add_column(
+            header, justify="right" if header == "rows loaded" else "left", no_wrap=header != "batch"
+        )
     for e in result.expired:
         table.add_row(
-            e.feed,
             e.batch_id,
             f"{e.interval_end.astimezone(LOCAL_TZ):%Y-%m-%d %H:%M}",
             f"{e.rows_loaded:,}",
