@@ -83,6 +83,24 @@ def temporary_environment(values: Mapping[str, str | None]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def write_once(path: Path, text: str, mode: int | None = None) -> str:
+    """``path``'s text, writing ``text`` there first if the file does not exist yet. Atomic: processes
+    starting at once all read the one text that won (create-if-absent by a hard link)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text + "\n", encoding="utf-8")
+        if mode is not None:
+            tmp.chmod(mode)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text(encoding="utf-8").strip()
+
+
 WAREHOUSE_MARK = ".warehouse"  # in the data directory: the warehouse its lake and audit files belong to
 
 
@@ -120,17 +138,7 @@ def claim_data_directory(config: Settings | None = None) -> None:
     if identity is None:
         return
     mark = config.data_dir / WAREHOUSE_MARK
-    if not mark.exists():
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-        tmp = mark.with_name(f"{WAREHOUSE_MARK}.{os.getpid()}.tmp")
-        tmp.write_text(identity + "\n", encoding="utf-8")
-        try:
-            os.link(tmp, mark)  # atomic create-if-absent: concurrent first runs agree on one owner
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    owner = mark.read_text(encoding="utf-8").strip()
+    owner = write_once(mark, identity)
     if owner != identity:
         raise DataDirectoryClaimed(
             f"the data directory {config.data_dir} belongs to the warehouse {owner} (recorded in {mark}), not "

@@ -11,7 +11,7 @@ import hashlib
 import os
 import secrets
 
-from .config import settings
+from .config import settings, write_once
 
 PII_SALT_ENV = "EDW_PII_SALT"
 
@@ -25,19 +25,8 @@ def pii_salt() -> str:
     value = (os.environ.get(PII_SALT_ENV) or "").strip()
     if value:
         return value
-    path = settings().data_dir / ".pii_salt"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".pii_salt.{os.getpid()}.tmp")
-        tmp.write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
-        tmp.chmod(0o600)
-        try:
-            os.link(tmp, path)  # atomic create-if-absent: concurrent first runs agree on one salt
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    return path.read_text(encoding="utf-8").strip()
+    # concurrent first runs agree on one salt
+    return write_once(settings().data_dir / ".pii_salt", secrets.token_hex(32), mode=0o600)
 
 
 HASH_PREFIX = "sha256:"

@@ -56,34 +56,21 @@ def _one_run_at_a_time(dag_id: str, day: dt.date):
     or backfill of the same feed and day from this data directory waits for the first, then runs (and
     replaces the batch), instead of both writing the same DAG run into Airflow's metadata database and one
     of them dying in it. Waits up to ``EDW_LOCK_TIMEOUT_SECONDS`` (default 600)."""
-    from .warehouse import DEFAULT_LOCK_TIMEOUT_SECONDS, LOCK_TIMEOUT_ENV, LockTimeout
+    from .warehouse import wait_for_lock
 
     folder = settings().data_dir / "airflow" / "locks"
     folder.mkdir(parents=True, exist_ok=True)
-    timeout = float(os.environ.get(LOCK_TIMEOUT_ENV) or DEFAULT_LOCK_TIMEOUT_SECONDS)
-    started, told = time.monotonic(), False
     with open(folder / f"{dag_id}__{day.isoformat()}.lock", "a+") as handle:
-        while True:
+
+        def try_once() -> str | None:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                return None
             except BlockingIOError:
                 handle.seek(0)
-                holder = handle.read().strip() or "another process"
-                if time.monotonic() - started >= timeout:
-                    raise LockTimeout(
-                        f"{dag_id} for {day} has been running in {holder} for over {timeout:.0f} s; wait "
-                        f"for it to finish (or stop it), then run again, or raise {LOCK_TIMEOUT_ENV}"
-                    ) from None
-                if not told:
-                    log.warning(
-                        "%s for %s is already running in %s: waiting for it, then running again",
-                        dag_id,
-                        day,
-                        holder,
-                    )
-                    told = True
-                time.sleep(0.2)
+                return handle.read().strip() or "another process"
+
+        wait_for_lock(try_once, f"{dag_id} for {day}", held="is already running in")
         handle.seek(0)
         handle.truncate()
         handle.write(f"process {os.getpid()}")

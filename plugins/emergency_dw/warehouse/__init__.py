@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from emergency_dw.warehouse.base import LOGICAL_TYPES, ColumnSpec, LockTimeout, Transaction, Warehouse
@@ -101,33 +101,34 @@ class BulkTransaction:
         )
 
     def lock(self, key: str, what: str) -> None:
-        """Wait for the named lock (the backend's ``_try_lock``), saying once who holds it; give up after
-        ``EDW_LOCK_TIMEOUT_SECONDS`` (default 600) with a message naming ``what`` and its holder."""
-        timeout = float(os.environ.get(LOCK_TIMEOUT_ENV) or DEFAULT_LOCK_TIMEOUT_SECONDS)
-        started = time.monotonic()
-        warned = False
-        while True:
-            holder = self._wh._try_lock(key)
-            if holder is None:
-                if warned:
-                    log.warning("%s is free again after %.1f s", what, time.monotonic() - started)
-                return
-            waited = time.monotonic() - started
-            if waited >= timeout:
-                raise LockTimeout(
-                    f"{what} has been held by {holder} for over {timeout:.0f} s; wait for it to finish "
-                    f"(or stop it), then run again, or raise {LOCK_TIMEOUT_ENV}"
-                )
-            if not warned:
-                log.warning(
-                    "%s is held by %s: waiting for it (up to %.0f s, %s)",
-                    what,
-                    holder,
-                    timeout,
-                    LOCK_TIMEOUT_ENV,
-                )
-                warned = True
-            time.sleep(0.1)
+        """Wait for the named lock (the backend's ``_try_lock``): see ``wait_for_lock``."""
+        wait_for_lock(lambda: self._wh._try_lock(key), what)
+
+
+def wait_for_lock(try_once: Callable[[], str | None], what: str, held: str = "is held by") -> None:
+    """Call ``try_once`` (None: the lock is taken; else who holds it) until it takes the lock, saying once
+    who holds it ("<what> <held> <holder>: waiting for it"); give up after ``EDW_LOCK_TIMEOUT_SECONDS``
+    (default 600) with ``LockTimeout`` naming ``what``, its holder and the way out."""
+    timeout = float(os.environ.get(LOCK_TIMEOUT_ENV) or DEFAULT_LOCK_TIMEOUT_SECONDS)
+    started = time.monotonic()
+    warned = False
+    while True:
+        holder = try_once()
+        if holder is None:
+            if warned:
+                log.warning("%s is free again after %.1f s", what, time.monotonic() - started)
+            return
+        if time.monotonic() - started >= timeout:
+            raise LockTimeout(
+                f"{what} {held} {holder} for over {timeout:.0f} s; wait for it to finish (or stop it), then "
+                f"run again, or raise {LOCK_TIMEOUT_ENV}"
+            )
+        if not warned:
+            log.warning(
+                "%s %s %s: waiting for it (up to %.0f s, %s)", what, held, holder, timeout, LOCK_TIMEOUT_ENV
+            )
+            warned = True
+        time.sleep(0.1)
 
 
 MAX_IDENTIFIER_BYTES = 63  # Postgres truncates longer names

@@ -57,11 +57,7 @@ def masked_view_sql(
         f"{quote_literal(': ' + MASK + ' (personal data masked)')}) else to_jsonb(e) end order by n), "
         "'[]'::jsonb) from jsonb_array_elements_text(_errors) with ordinality as t(e, n)) end"
     )
-    return (
-        f"create or replace view {qualified(view_schema, view_name)} as select _batch_id, _row, "
-        f"_failed_rules, {errors} as _errors, case when _record is null then null else {record} end "
-        f"as _record, _quarantined_at, _source from {qualified(source_schema, source_table)}"
-    )
+    return _view_sql(source_schema, source_table, view_schema, view_name, record, errors)
 
 
 def duckdb_masked_view_sql(
@@ -85,6 +81,13 @@ def duckdb_masked_view_sql(
         f"case when {personal} then split_part(e, ':', 1) || {quote_literal(': ' + MASK + ' (personal data masked)')} "
         "else e end)) end"
     )
+    return _view_sql(source_schema, source_table, view_schema, view_name, record, errors)
+
+
+def _view_sql(
+    source_schema: str, source_table: str, view_schema: str, view_name: str, record: str, errors: str
+) -> str:
+    """The masked view over the quarantine table, given the SQL of its masked ``_record`` and ``_errors``."""
     return (
         f"create or replace view {qualified(view_schema, view_name)} as select _batch_id, _row, "
         f"_failed_rules, {errors} as _errors, case when _record is null then null else {record} end "
