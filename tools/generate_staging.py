@@ -18,7 +18,6 @@ import yaml
 from emergency_dw.catalog import DEPARTMENTS, FEEDS, Feed, department
 
 STAGING = Path(__file__).resolve().parents[1] / "dbt_project" / "models" / "staging"
-NO_RANKING = {"power_load_readings", "cable_temperature_readings"}
 
 
 def model_name(feed: Feed) -> str:
@@ -41,7 +40,7 @@ def model_sql(feed: Feed) -> str:
     lines += ["_batch_id", "_loaded_at"]
     select = ",\n        ".join(lines)
     key = ", ".join(feed.primary_key)
-    if feed.name in NO_RANKING:
+    if not feed.redelivered:
         body = f"""with source as (
 
     select * from {{{{ source('raw', '{feed.name}') }}}}
@@ -168,7 +167,7 @@ def write(force: bool) -> list[Path]:
                 "description": f"{feed.title}, latest version of each record, personal data hashed. Source: {dept.name} ({dept.name_zh}).",
                 "columns": column_docs(feed),
             }
-            if len(feed.primary_key) > 1 and feed.name in NO_RANKING and feed.event_time:
+            if len(feed.primary_key) > 1 and not feed.redelivered and feed.event_time:
                 # the readings tables grow by millions of rows a day: check the days a build has just
                 # loaded, not the whole history (the load itself replaces rows by key)
                 entry["data_tests"] = [

@@ -134,6 +134,7 @@ FEEDS: tuple[Feed, ...] = (
         event_time="reading_at",
         rows_per_day=1_378_080,
         partitioned=True,
+        redelivered=False,
         columns=(
             key("meter_id", description="the utility's meter number"),
             key("enterprise_id", description="unified enterprise id"),
@@ -160,6 +161,7 @@ FEEDS: tuple[Feed, ...] = (
         event_time="reading_at",
         rows_per_day=115_200,
         partitioned=True,
+        redelivered=False,
         columns=(
             key("cable_id"),
             key("enterprise_id"),

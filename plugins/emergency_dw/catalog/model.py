@@ -101,6 +101,10 @@ class Feed:
     # rerun rewrites one partition, statistics are refreshed per batch and old batches can be detached
     # (`edw retention`). Only a new raw table is created so.
     partitioned: bool = False
+    # A source that may send a record again, changed (a later batch, a re-sent day): staging keeps the latest
+    # version by key. False for append-only readings, where a key is sent once and ranking millions of rows
+    # a day would cost the build for nothing (the load itself replaces a batch's rows).
+    redelivered: bool = True
     time_order: tuple[tuple[str, str], ...] = ()  # (earlier, later): later >= earlier when both are present
     timezone: str = "Asia/Shanghai"
     encoding: str = "utf-8"
