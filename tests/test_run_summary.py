@@ -5,6 +5,7 @@ plain SQL and pandas straight from the DuckDB file (not through the reports' own
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import duckdb
@@ -166,7 +167,9 @@ def test_the_production_build_leaves_the_unit_tests_to_ci(run: EdwRun, monkeypat
     from emergency_dw.transform import DbtRun
 
     asked: list[list[str]] = []
-    monkeypatch.setattr(transform, "run_dbt", lambda args: asked.append(args) or DbtRun(True, args, []))
+    monkeypatch.setattr(
+        transform, "run_dbt", lambda args, **options: asked.append(args) or DbtRun(True, args, [])
+    )
     monkeypatch.setattr(transform, "prepare_raw_tables", lambda: transform.RawTables([], [], 0))
     assert cli.main(["build", "--unit-tests"]) == 0 and cli.main(["build"]) == 0
     # after a seed's number changed, every incremental model rebuilds from all it reads
@@ -176,3 +179,15 @@ def test_the_production_build_leaves_the_unit_tests_to_ci(run: EdwRun, monkeypat
         ["build", "--exclude-resource-type", "unit_test"],
         ["build", "--exclude-resource-type", "unit_test", "--full-refresh"],
     ]
+
+
+def test_the_build_shows_one_line_and_keeps_dbt_s_log_in_a_file(run: EdwRun) -> None:
+    """`edw run` prints the dbt build as its summary line, not dbt's line per node (about 260 of them); the
+    full log is in the file the summary line names."""
+    node_lines = [
+        line for line in run.output.splitlines() if re.search(r"\b\d+ of \d+ (START|OK|PASS)\b", line)
+    ]
+    assert not node_lines, node_lines[:5]
+    log = run.data_dir / "dbt" / "logs" / "dbt.log"
+    assert re.search(r"dbt build passed.{0,400}dbt\.log", run.output.replace("\n", "")), "the log is named"
+    assert re.search(r"\b\d+ of \d+ OK created", log.read_text(encoding="utf-8")), "dbt's full log is kept"

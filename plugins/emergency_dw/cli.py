@@ -430,10 +430,16 @@ def _build(unit_tests: bool = False, full_refresh: bool = False) -> bool:
     notice = missing_readers()
     if notice:
         console.print(f"[yellow]{notice}[/]")
-    with console.status("dbt build (seeds, staging, intermediate, marts and their tests)"):
+    what = "dbt build (seeds, staging, intermediate, marts and their tests)"
+    with console.status(what) as status:
         started = time.perf_counter()
         command = ["build"] if unit_tests else list(PRODUCTION_BUILD)
-        run = run_dbt(command + (["--full-refresh"] if full_refresh else []))
+
+        def progress(done: int, node: str) -> None:
+            status.update(f"{what}: {done} done, last {node.split('.')[-1]}")
+
+        # one progress line here; dbt's full log stays in the file named below
+        run = run_dbt(command + (["--full-refresh"] if full_refresh else []), quiet=True, progress=progress)
     failed = [r for r in run.results if r["status"] not in ("success", "pass", "warn", "no-op")]
     kinds = {}
     for r in run.results:
@@ -441,7 +447,8 @@ def _build(unit_tests: bool = False, full_refresh: bool = False) -> bool:
     summary = ", ".join(f"{n} {k}s" for k, n in sorted(kinds.items()))
     colour = "green" if run.success else "red"
     console.print(
-        f"[{colour}]dbt build {'passed' if run.success else 'FAILED'}[/] in {time.perf_counter() - started:.1f} s: {summary}"
+        f"[{colour}]dbt build {'passed' if run.success else 'FAILED'}[/] in {time.perf_counter() - started:.1f} s: "
+        f"{summary} (dbt's log: {settings().data_dir / 'dbt' / 'logs' / 'dbt.log'})"
     )
     for r in failed:
         console.print(f"  [red]{r['status']}[/] {r['node']}: {r['message']}")

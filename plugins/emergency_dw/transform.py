@@ -9,6 +9,7 @@ exist yet (dbt grants each mart to those that exist as it builds it: dbt_project
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -119,13 +120,31 @@ def dbt_environment(warehouse_url: str | None = None) -> dict[str, str]:
     return env
 
 
-def run_dbt(args: list[str], warehouse_url: str | None = None) -> DbtRun:
-    """``dbt <args>`` in this process (dbtRunner), on the project in ``dbt_project/``."""
+def run_dbt(
+    args: list[str],
+    warehouse_url: str | None = None,
+    quiet: bool = False,
+    progress: Callable[[int, str], None] | None = None,
+) -> DbtRun:
+    """``dbt <args>`` in this process (dbtRunner), on the project in ``dbt_project/``.
+
+    ``quiet``: dbt prints only errors (``--quiet``); its full log stays in ``$EDW_DATA_DIR/dbt/logs/dbt.log``.
+    ``progress(done, node)`` is called as each node finishes (a model built, a test run)."""
     from dbt.cli.main import dbtRunner
 
     command = [*args, "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT)]
+    if quiet:
+        command.append("--quiet")
+    finished = 0
+
+    def on_event(event) -> None:
+        nonlocal finished
+        if progress is not None and event.info.name == "NodeFinished":
+            finished += 1
+            progress(finished, event.data.node_info.unique_id)
+
     with temporary_environment(dbt_environment(warehouse_url)):
-        outcome = dbtRunner().invoke(command)
+        outcome = dbtRunner(callbacks=[on_event]).invoke(command)
     results = []
     for r in getattr(outcome.result, "results", None) or []:
         results.append(
