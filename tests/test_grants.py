@@ -293,3 +293,21 @@ def test_every_bi_query_runs_as_bi_reader(built: dict):
 
     answered = {q.name: _as(built, "bi_reader", q.sql) for q in bi_queries()}
     assert answered["response_week_by_channel"], "the calls loaded give the headline rows"
+
+
+def test_the_marts_are_public_and_the_exposures_read_only_public_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """dbt's own access levels say which relations are a contract: every mart `public`, staging and
+    intermediate `protected`, and the BI dashboards (exposures) depend on public models only."""
+    monkeypatch.setenv("EDW_DATA_DIR", str(tmp_path / "data"))
+    parsed = run_dbt(["parse"], warehouse_url=f"duckdb:///{tmp_path / 'w.duckdb'}")
+    assert parsed.success, parsed.error
+    manifest = json.loads((tmp_path / "data" / "dbt" / "target" / "manifest.json").read_text())
+    models = {k: n for k, n in manifest["nodes"].items() if n["resource_type"] == "model"}
+    for node in models.values():
+        expected = "public" if node["schema"] == "marts" else "protected"
+        assert node["access"] == expected, (node["name"], node["schema"], node["access"])
+    for exposure in manifest["exposures"].values():
+        for upstream in exposure["depends_on"]["nodes"]:
+            assert models[upstream]["access"] == "public", (exposure["name"], upstream)
