@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import yaml
+
 from emergency_dw import catalog
 from emergency_dw.catalog.references import EVENT_TYPE_CODES, TOWNS
 
@@ -128,5 +130,16 @@ def test_reference_seeds_and_staging_models_are_in_step_with_the_catalog():
         model = project / "models" / "staging" / feed.department / f"stg_{feed.department}__{feed.name}.sql"
         assert model.exists(), f"no staging model for {feed.name}: python tools/generate_staging.py"
         sql = model.read_text(encoding="utf-8")
+        # the source is named after the department that owns it (schema raw): the lineage says who sent it
+        assert f"source('{feed.department}', '{feed.name}')" in sql, (
+            feed.name,
+            "source not named after its department",
+        )
+        sources = yaml.safe_load(
+            (model.parent / f"_{feed.department}__sources.yml").read_text(encoding="utf-8")
+        )
+        [source] = sources["sources"]
+        assert source["name"] == feed.department and source["schema"] == "raw"
+        assert feed.name in {t["name"] for t in source["tables"]}
         for col in feed.columns:
             assert (f"hash_pii('{col.name}')" in sql) if col.pii else (col.name in sql), (feed.name, col.name)

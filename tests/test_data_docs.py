@@ -142,7 +142,7 @@ def test_the_dbt_docs_show_the_models_and_the_warehouse_columns(reports, tmp_pat
     assert "fct_enterprise_risk_daily" in model and "risk_level" in model and "top_factors" in model
     assert "four-colour band" in model, "the model's description is shown"
     source = render(
-        index.as_uri() + "#!/source/source.emergency_dw.raw.alerts_110",
+        index.as_uri() + "#!/source/source.emergency_dw.gaj.alerts_110",
         tmp_path / "dbt-source.png",
         budget_ms=8000,
     ).text

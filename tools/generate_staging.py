@@ -43,7 +43,7 @@ def model_sql(feed: Feed) -> str:
     if not feed.redelivered:
         body = f"""with source as (
 
-    select * from {{{{ source('raw', '{feed.name}') }}}}
+    select * from {{{{ source('{feed.department}', '{feed.name}') }}}}
 
 ),
 
@@ -60,7 +60,7 @@ select * from final
     else:
         body = f"""with source as (
 
-    select * from {{{{ source('raw', '{feed.name}') }}}}
+    select * from {{{{ source('{feed.department}', '{feed.name}') }}}}
 
 ),
 
@@ -142,9 +142,9 @@ def write(force: bool) -> list[Path]:
             "version": 2,
             "sources": [
                 {
-                    "name": "raw",
+                    "name": dept.code,
                     "schema": "raw",
-                    "description": "validated batches loaded by the ingestion DAGs",
+                    "description": f"{dept.name} ({dept.name_zh}): its validated batches, loaded by the ingestion DAGs",
                     "tables": [
                         {
                             "name": f.name,

@@ -223,13 +223,13 @@
     {%- set loaded_since = built_since ~ " - interval '1 hour'" -%}
     {%- set all_dates = "cast('0001-01-01' as date), cast('9999-12-31' as date)" -%}
     {%- set snapshot_versions = [] -%}
-    {%- for feed, key, owner in [
-        ('enterprise_safety_profiles', 'enterprise_id', 'enterprise_id'),
-        ('enterprise_registry', 'enterprise_id', 'enterprise_id'),
-        ('special_equipment', 'equipment_id', 'enterprise_id'),
-        ('geohazard_points', 'point_id', 'town_code'),
+    {%- for department, feed, key, owner in [
+        ('yjj', 'enterprise_safety_profiles', 'enterprise_id', 'enterprise_id'),
+        ('amr', 'enterprise_registry', 'enterprise_id', 'enterprise_id'),
+        ('amr', 'special_equipment', 'equipment_id', 'enterprise_id'),
+        ('zrzyj', 'geohazard_points', 'point_id', 'town_code'),
     ] -%}
-        {%- set raw = source('raw', feed) -%}
+        {%- set raw = source(department, feed) -%}
         {%- set new_versions -%}
             select distinct arrived.{{ owner }} as owner
             from {{ raw }} as arrived

@@ -12,10 +12,10 @@
 
 -- depends_on: {{ ref('int_power_meter_day_scores') }}
 -- depends_on: {{ ref('stg_power__cable_temperature_readings') }}
--- depends_on: {{ source('raw', 'enterprise_safety_profiles') }}
--- depends_on: {{ source('raw', 'enterprise_registry') }}
--- depends_on: {{ source('raw', 'special_equipment') }}
--- depends_on: {{ source('raw', 'geohazard_points') }}
+-- depends_on: {{ source('yjj', 'enterprise_safety_profiles') }}
+-- depends_on: {{ source('amr', 'enterprise_registry') }}
+-- depends_on: {{ source('amr', 'special_equipment') }}
+-- depends_on: {{ source('zrzyj', 'geohazard_points') }}
 
 {{
     config(

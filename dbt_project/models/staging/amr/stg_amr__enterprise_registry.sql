@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'enterprise_registry') }}
+    select * from {{ source('amr', 'enterprise_registry') }}
 
 ),
 

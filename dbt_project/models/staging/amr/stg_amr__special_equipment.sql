@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'special_equipment') }}
+    select * from {{ source('amr', 'special_equipment') }}
 
 ),
 

@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'grid_tasks') }}
+    select * from {{ source('dsj', 'grid_tasks') }}
 
 ),
 

@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'guardian_code_scans') }}
+    select * from {{ source('dsj', 'guardian_code_scans') }}
 
 ),
 

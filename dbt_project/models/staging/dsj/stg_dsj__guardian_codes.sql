@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'guardian_codes') }}
+    select * from {{ source('dsj', 'guardian_codes') }}
 
 ),
 

@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'alerts_110') }}
+    select * from {{ source('gaj', 'alerts_110') }}
 
 ),
 

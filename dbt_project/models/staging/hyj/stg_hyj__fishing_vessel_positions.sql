@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'fishing_vessel_positions') }}
+    select * from {{ source('hyj', 'fishing_vessel_positions') }}
 
 ),
 

@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'flood_prone_roads') }}
+    select * from {{ source('jtj', 'flood_prone_roads') }}
 
 ),
 

@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'industrial_enterprise_catalogue') }}
+    select * from {{ source('jxj', 'industrial_enterprise_catalogue') }}
 
 ),
 

@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'schools') }}
+    select * from {{ source('jyj', 'schools') }}
 
 ),
 

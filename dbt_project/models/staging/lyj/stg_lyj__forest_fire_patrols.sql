@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'forest_fire_patrols') }}
+    select * from {{ source('lyj', 'forest_fire_patrols') }}
 
 ),
 

@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'shelters') }}
+    select * from {{ source('mzj', 'shelters') }}
 
 ),
 

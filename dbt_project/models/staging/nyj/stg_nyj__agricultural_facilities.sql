@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'agricultural_facilities') }}
+    select * from {{ source('nyj', 'agricultural_facilities') }}
 
 ),
 

@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'cable_temperature_readings') }}
+    select * from {{ source('power', 'cable_temperature_readings') }}
 
 ),
 

@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'power_load_readings') }}
+    select * from {{ source('power', 'power_load_readings') }}
 
 ),
 

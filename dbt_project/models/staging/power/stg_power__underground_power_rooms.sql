@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'underground_power_rooms') }}
+    select * from {{ source('power', 'underground_power_rooms') }}
 
 ),
 

@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'rainfall_observations') }}
+    select * from {{ source('qxj', 'rainfall_observations') }}
 
 ),
 

@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'weather_warnings') }}
+    select * from {{ source('qxj', 'weather_warnings') }}
 
 ),
 

@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'reservoir_levels') }}
+    select * from {{ source('slj', 'reservoir_levels') }}
 
 ),
 

@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'small_watershed_flood_points') }}
+    select * from {{ source('slj', 'small_watershed_flood_points') }}
 
 ),
 

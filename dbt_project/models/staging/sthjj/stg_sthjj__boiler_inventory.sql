@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'boiler_inventory') }}
+    select * from {{ source('sthjj', 'boiler_inventory') }}
 
 ),
 

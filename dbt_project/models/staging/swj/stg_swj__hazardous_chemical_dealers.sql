@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'hazardous_chemical_dealers') }}
+    select * from {{ source('swj', 'hazardous_chemical_dealers') }}
 
 ),
 

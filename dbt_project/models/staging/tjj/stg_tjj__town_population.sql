@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'town_population') }}
+    select * from {{ source('tjj', 'town_population') }}
 
 ),
 

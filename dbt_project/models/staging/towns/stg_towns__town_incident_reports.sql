@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'town_incident_reports') }}
+    select * from {{ source('towns', 'town_incident_reports') }}
 
 ),
 

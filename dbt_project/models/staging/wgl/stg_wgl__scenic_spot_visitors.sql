@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'scenic_spot_visitors') }}
+    select * from {{ source('wgl', 'scenic_spot_visitors') }}
 
 ),
 

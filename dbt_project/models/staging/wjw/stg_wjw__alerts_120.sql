@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'alerts_120') }}
+    select * from {{ source('wjw', 'alerts_120') }}
 
 ),
 

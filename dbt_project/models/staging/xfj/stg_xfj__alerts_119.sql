@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'alerts_119') }}
+    select * from {{ source('xfj', 'alerts_119') }}
 
 ),
 

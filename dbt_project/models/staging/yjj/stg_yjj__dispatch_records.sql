@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'dispatch_records') }}
+    select * from {{ source('yjj', 'dispatch_records') }}
 
 ),
 

@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'enterprise_safety_profiles') }}
+    select * from {{ source('yjj', 'enterprise_safety_profiles') }}
 
 ),
 

@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'evaluation_agencies') }}
+    select * from {{ source('yjj', 'evaluation_agencies') }}
 
 ),
 

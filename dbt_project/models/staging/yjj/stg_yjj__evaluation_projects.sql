@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'evaluation_projects') }}
+    select * from {{ source('yjj', 'evaluation_projects') }}
 
 ),
 

@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'evaluators') }}
+    select * from {{ source('yjj', 'evaluators') }}
 
 ),
 

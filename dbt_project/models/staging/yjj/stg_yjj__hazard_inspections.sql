@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'hazard_inspections') }}
+    select * from {{ source('yjj', 'hazard_inspections') }}
 
 ),
 

@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'production_suspension_orders') }}
+    select * from {{ source('yjj', 'production_suspension_orders') }}
 
 ),
 

@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'rescue_teams') }}
+    select * from {{ source('yjj', 'rescue_teams') }}
 
 ),
 

@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'rescuer_positions') }}
+    select * from {{ source('yjj', 'rescuer_positions') }}
 
 ),
 

@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'rescuers') }}
+    select * from {{ source('yjj', 'rescuers') }}
 
 ),
 

@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'site_checkins') }}
+    select * from {{ source('yjj', 'site_checkins') }}
 
 ),
 

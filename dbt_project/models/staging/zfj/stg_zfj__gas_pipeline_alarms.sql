@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'gas_pipeline_alarms') }}
+    select * from {{ source('zfj', 'gas_pipeline_alarms') }}
 
 ),
 

@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'old_houses') }}
+    select * from {{ source('zjj', 'old_houses') }}
 
 ),
 

@@ -2,7 +2,7 @@
 
 with source as (
 
-    select * from {{ source('raw', 'geohazard_points') }}
+    select * from {{ source('zrzyj', 'geohazard_points') }}
 
 ),
 
