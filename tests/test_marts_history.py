@@ -44,7 +44,7 @@ FEEDS = [
     "evaluation_projects",
     "site_checkins",
 ]
-DAILY = [dt.date(2026, 11, 20) + dt.timedelta(days=k) for k in range(3)]
+DAILY = [dt.date(2026, 11, 20) + dt.timedelta(days=k) for k in range(2)]
 PAST_WEEK = [dt.date(2026, 10, 19) + dt.timedelta(days=k) for k in range(7)]  # a month before
 BUILD = [
     "build",
