@@ -212,7 +212,7 @@ def test_edw_backfill_of_two_days_equals_two_daily_runs(tmp_path: Path):
             ).fetchall(),
         )
         con.close()
-    assert len(results["daily"][0]) == 6
+    assert len(results["daily"][0]) == 2 * len(days)  # a batch per feed and day
     assert results["backfill"] == results["daily"]
 
 
