@@ -227,7 +227,7 @@ def _build_process() -> BuildRun:
 def _power_arrow(scale: float, day: dt.date):
     """A day of power readings, typed as the pipeline loads them."""
     from .catalog import get_feed
-    from .pipeline.ingest import _arrow
+    from .pipeline.ingest import arrow_table
     from .pipeline.parse import parse_batch
     from .pipeline.tables import raw_columns
     from .simulator.generators import generate_day
@@ -243,7 +243,7 @@ def _power_arrow(scale: float, day: dt.date):
     typed["_batch_id"] = "bench"
     typed["_loaded_at"] = typed["updated_at"]
     typed["_source"] = "bench"
-    return feed, parsed, _arrow(typed, raw_columns(feed))
+    return feed, parsed, arrow_table(typed, raw_columns(feed))
 
 
 def _driver_version(driver: str) -> str:
@@ -384,7 +384,7 @@ def bench_load(postgres_url: str, scale: float, day: dt.date) -> list[Figure]:
 
 
 def bench_validation(scale: float, day: dt.date) -> list[Figure]:
-    from .pipeline.ingest import _resolve_rules, day_interval
+    from .pipeline.ingest import day_interval, resolve_rules
     from .pipeline.tables import ensure_pipeline_tables
     from .pipeline.validate import run_suite
     from .warehouse import connect
@@ -393,7 +393,7 @@ def bench_validation(scale: float, day: dt.date) -> list[Figure]:
     # the suite as a batch of that day runs it (an empty warehouse: no reference set, no history yet)
     warehouse = connect("duckdb:///:memory:")
     ensure_pipeline_tables(warehouse, feed)
-    rules = _resolve_rules(warehouse, feed, "bench", parsed.frame, day_interval(day))
+    rules = resolve_rules(warehouse, feed, "bench", parsed.frame, day_interval(day))
     warehouse.close()
     run_suite("warm-up", parsed.frame.head(1000), rules)
     started = time.perf_counter()
@@ -490,7 +490,7 @@ def _warm_worker(seconds: float) -> int:
 
     from .pipeline import ingest, validate  # noqa: F401
 
-    validate._context()
+    validate.gx_context()
     # What the imports made is shared with every task process forked from here; frozen, the task's
     # collections leave it alone (and its pages stay shared instead of being copied)
     gc.collect()

@@ -243,7 +243,8 @@ def _column_array(frame: pd.DataFrame, spec: ColumnSpec) -> pa.Array:
     return pa.array(values, type=ARROW_TYPES[spec.type], from_pandas=True)
 
 
-def _arrow(frame: pd.DataFrame, columns: list[ColumnSpec]) -> pa.Table:
+def arrow_table(frame: pd.DataFrame, columns: list[ColumnSpec]) -> pa.Table:
+    """``frame`` as an Arrow table of ``columns``, typed as the pipeline loads them."""
     return pa.table([_column_array(frame, spec) for spec in columns], names=[c.name for c in columns])
 
 
@@ -301,7 +302,7 @@ def _window(rule: dict, window: dict, interval: tuple[dt.datetime, dt.datetime] 
     rule["description"] = f"{rule.get('description', '')} ({column} {' '.join(bounds)} local time)".strip()
 
 
-def _resolve_rules(
+def resolve_rules(
     warehouse,
     feed: Feed,
     batch_id: str,
@@ -483,7 +484,7 @@ def _validate_and_load(warehouse_url: str, feed: Feed, landed: LandedBatch) -> B
     with _warehouse(warehouse_url) as warehouse:
         ensure_pipeline_tables(warehouse, feed)
         if parsed is not None:
-            rules = _resolve_rules(warehouse, feed, landed.batch_id, parsed.frame, batch_window(landed))
+            rules = resolve_rules(warehouse, feed, landed.batch_id, parsed.frame, batch_window(landed))
     validate_seconds = 0.0
     if parsed is not None:
         outcomes, gx_result = run_suite(f"{feed.name}__{landed.batch_id}", parsed.frame, rules)
@@ -532,7 +533,7 @@ def _validate_and_load(warehouse_url: str, feed: Feed, landed: LandedBatch) -> B
                 "_source": landed.source,
             }
         )
-        quarantine_table = _arrow(qframe, QUARANTINE_COLUMNS)
+        quarantine_table = arrow_table(qframe, QUARANTINE_COLUMNS)
         del table, qframe  # the batch as delivered is in the lake; only its quarantined records were needed
         keep = ~frame["_row"].isin(quarantined).to_numpy(dtype=bool)
         lineage = {"_batch_id": landed.batch_id, "_loaded_at": now, "_source": landed.source}
@@ -711,12 +712,12 @@ def _write_attempt(
             tx.execute(f'delete from "{RAW}"."{feed.name}" where _batch_id = ?', [landed.batch_id])
             tx.execute(f'delete from "{QUARANTINE}"."{feed.name}" where _batch_id = ?', [landed.batch_id])
     audit_row["load_seconds"] = time.perf_counter() - load_started
-    attempt = _arrow(pd.DataFrame([audit_row]), BATCH_ATTEMPTS)
+    attempt = arrow_table(pd.DataFrame([audit_row]), BATCH_ATTEMPTS)
     tx.append(AUDIT, "batch_attempts", attempt)
     if good_load is None:
         tx.replace_rows(AUDIT, "batches", "batch_id", landed.batch_id, attempt)
         tx.replace_rows(
-            AUDIT, "validation_results", "batch_id", landed.batch_id, _arrow(results, VALIDATION_RESULTS)
+            AUDIT, "validation_results", "batch_id", landed.batch_id, arrow_table(results, VALIDATION_RESULTS)
         )
     if raw_table is not None and raw_table.num_rows and feed.incremental_field:
         high = pd.Series(raw_table.column(feed.incremental_field).to_pandas()).max()

@@ -28,7 +28,9 @@ class RuleOutcome:
 
 
 @lru_cache(maxsize=1)
-def _context():
+def gx_context():
+    """The Great Expectations context the suites run in (ephemeral, made once per process) and its batch
+    definition."""
     import threading
 
     import great_expectations as gx
@@ -98,7 +100,7 @@ def run_suite(suite_name: str, frame: pd.DataFrame, rules: list[dict]) -> tuple[
     """Validate ``frame`` (which has a ``_row`` column); rules arrive resolved (no reference/history left)."""
     import great_expectations as gx
 
-    _, batch_definition = _context()
+    _, batch_definition = gx_context()
     data = frame.drop(columns=[c for c in ("_extra",) if c in frame.columns])  # no rule reads it; it costs
     derived = {name: expr for r in rules for name, expr in r.get("derive", {}).items()}
     if derived:
