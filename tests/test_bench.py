@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_bench_at_a_tiny_scale_writes_every_figure(tmp_path: Path):
     # the seed's volume shrunk so that one day of a tiny scale holds it (13,106 records at scale 0.005;
     # bench.toml's own, otherwise)
-    shipped = (REPO / "plugins" / "emergency_dw" / "bench.toml").read_text()
+    shipped = (REPO / "plugins" / "edw_bench" / "bench.toml").read_text()
     assert "records = 31_590_000" in shipped
     small = tmp_path / "bench.toml"
     small.write_text(shipped.replace("records = 31_590_000", "records = 2_000_000"))

@@ -224,7 +224,7 @@ def test_the_dag_files_never_import_the_stand_in_world():
     forbidden = (
         "emergency_dw.simulator",
         "emergency_dw.embedded",
-        "emergency_dw.bench",
+        "edw_bench",
         "emergency_dw.evaluation",
         "emergency_dw.cli",
     )

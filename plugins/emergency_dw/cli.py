@@ -14,7 +14,6 @@ from rich.console import Console
 from rich.table import Table
 
 from . import catalog
-from .bench import STAGES
 from .config import default_date, settings
 
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -725,7 +724,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import latest_path, run_bench
+    from edw_bench import STAGES, latest_path, run_bench
+
+    args.stage = args.stage or list(STAGES)
 
     console.rule(f"edw bench: scale {args.scale}, stages {', '.join(args.stage)}")
     figures = run_bench(
@@ -957,6 +958,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", metavar="DIR", help="with --real-curves: run in this new folder and keep it")
     p.set_defaults(func=cmd_evaluate)
 
+    from edw_bench import STAGES  # the benchmark's stages, for --stage: imported here, never with this module
+
     p = sub.add_parser(
         "bench", help="the benchmark: every stage against same-run baselines (what `make bench` calls)"
     )
@@ -998,8 +1001,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "func", None) is cmd_bench and not args.stage:
-        args.stage = list(STAGES)
     try:
         return args.func(args)
     except (ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:

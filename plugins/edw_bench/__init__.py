@@ -1,0 +1,27 @@
+"""The benchmark (``make bench`` / ``edw bench``): every stage against baselines measured in the same run.
+
+Figures, each with its DESIGN section 7 target:
+- load: the pipeline's load of a day of power readings into Postgres, against a bare ADBC ingest of the
+  same Arrow table into the same database and against ``DataFrame.to_sql`` (timed on a sample and
+  extrapolated);
+- validation throughput of the power suite (rows/s);
+- a city-day, all feeds, simulate -> ingest (every DAG for real) -> dbt build, each stage timed and the
+  Airflow overhead shown apart;
+- the seed's full volume (31.59 M records) end to end as a backfill: every day's batches, feeds side by
+  side, then one dbt build;
+- day after day, ingest and incremental build: the last day's build against the first (``--days``);
+- peak memory of every process;
+- the BI queries (``reports/bi_queries.sql``) on the history's warehouse: median and p95 of each, and the
+  indexes a Postgres plan uses.
+Results go to ``$EDW_DATA_DIR/bench/latest.json``.
+
+A package apart from the pipeline (``emergency_dw``), whose public functions alone it calls; the runtime
+never imports it (``.importlinter``). A module per stage (``load``, ``validation``, ``volume``, ``history``,
+``city_day``, ``bi``), ``runner`` to run them, ``figures`` for the figures, targets and memory,
+``processes`` and ``workers`` for the processes the stages run in.
+"""
+
+from .figures import Figure, targets
+from .runner import STAGES, latest_path, run_bench
+
+__all__ = ["STAGES", "Figure", "latest_path", "run_bench", "targets"]
