@@ -94,3 +94,50 @@ def test_bench_at_a_tiny_scale_writes_every_figure(tmp_path: Path):
         figure = by_name[f"bi: {query.name} (p95)"]
         assert figure["target"] == "< 200 ms" and figure["value"] > 0, figure
         assert "median" in figure["detail"] and "rows" in figure["detail"], figure
+
+
+def test_the_benchmark_calls_only_the_pipelines_public_names():
+    """The benchmark is a package of its own (plugins/edw_bench): it imports no private name of emergency_dw
+    (``_something``) and reads none off an emergency_dw module it imported. (That the runtime never imports
+    it is lint-imports' to check: .importlinter.)"""
+    import ast
+
+    files = sorted((REPO / "plugins" / "edw_bench").glob("*.py"))
+    assert files
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        modules: set[str] = set()  # names bound to an emergency_dw module here
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.split(".")[0] == "emergency_dw":
+                        assert not any(p.startswith("_") for p in alias.name.split(".")), (
+                            path.name,
+                            alias.name,
+                        )
+                        modules.add(alias.asname or alias.name.split(".")[0])
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "emergency_dw":
+                assert not any(p.startswith("_") for p in node.module.split(".")), (path.name, node.module)
+                for alias in node.names:
+                    assert not alias.name.startswith("_"), f"{path.name} imports {node.module}.{alias.name}"
+                    modules.add(alias.asname or alias.name)
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in modules
+            ):
+                assert not node.attr.startswith("_"), f"{path.name} uses {node.value.id}.{node.attr}"
+
+
+def test_the_command_line_loads_the_benchmark_only_for_edw_bench():
+    code = "import sys, emergency_dw.cli; print(sorted(m for m in sys.modules if m.split('.')[0] == 'edw_bench'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "emergency_dw.cli", "bench", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "{load,validation,volume,history,city_day,bi}" in out.stdout, out.stdout
