@@ -125,6 +125,7 @@ def compute(
     lookback = int(s("baseline", "lookback_days"))
     window = int(s("abnormal_fluctuation", "window_intervals"))
     tolerance = int(s("abnormal_fluctuation", "tolerance_intervals"))
+    max_intervals = int(s("abnormal_fluctuation", "max_intervals"))
     step_tolerance = int(s("surge", "tolerance_intervals"))
     peak_n = int(s("abnormal_fluctuation", "peak_intervals"))
 
@@ -372,6 +373,20 @@ def compute(
                         logs[side] = math.log((win + e) / (row[side] + e))
                         logs["u_" + side] = math.log((uwin + e) / (row[side + "_usual"] + e))
             row["logs"] = logs
+        def pair_mean(u):
+            values = [m["relative"] for m in frame(u, -QUARTER, pd.Timedelta(0)) if m["relative"] is not None]
+            return sum(values) / len(values) if values else None
+
+        def edge_log(upper, lower, e):
+            a, b = pair_mean(upper), pair_mean(lower)
+            return math.log((a + e) / (b + e)) if a is not None and b is not None else None
+
+        def step_out(u):
+            here = rows.get(u)
+            if here is None or not here["level"]:
+                return None
+            return edge_log(u, u + 2 * QUARTER, e_share * here["level"])
+
         for t in times:
             row = rows[t]
             near = frame(t, -tolerance * QUARTER, tolerance * QUARTER)
@@ -400,7 +415,17 @@ def compute(
                         profile_changes = [m["logs"]["u_" + side] for m in near if "u_" + side in m["logs"]]
                         rise.append(logs[side] - max(profile_changes))
                         drop.append(logs[side] - min(profile_changes))
-                row["rise"], row["drop"] = min(rise), -max(drop)
+                # the edges: the half hour into the window against the half hour before it, and the steepest
+                # step out (half hour against the next) from the window's end to max_intervals from its start
+                step_in = edge_log(t + QUARTER, t - QUARTER, e)
+                outs = [
+                    v
+                    for k in range(window - 1, max_intervals)
+                    if (v := step_out(t + k * QUARTER)) is not None
+                ]
+                if step_in is not None and outs:
+                    row["rise"] = min([*rise, step_in, max(outs)])
+                    row["drop"] = -max([*drop, step_in, min(outs)])
             hour_values = [
                 m["relative"]
                 for m in frame(t, -(peak_n - 1) * QUARTER, pd.Timedelta(0))

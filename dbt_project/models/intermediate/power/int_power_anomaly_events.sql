@@ -1,14 +1,15 @@
 -- Power-safety events: the flagged intervals of one subject (meter or cable), rule and direction
--- (int_power_anomaly_intervals) joined into one event while they follow each other; up to
--- max_gap_intervals intervals without a reading (missing, or a meter offline) between two flagged ones
--- do not split an event (seed anomaly_thresholds, rule events). An event runs from the start of its first
--- interval to the end of its last (the last reading + the subject's reading period: 15 minutes for a
--- meter, the sensor's own period for a cable), and must last its rule's minimum: overload and
--- suspension_violation min_intervals flagged intervals, a cable min_minutes of covered time.
--- One physical event gets one warning: of the events of one enterprise and event group that overlap in
--- time, only the most specific rule's is kept (seed anomaly_rule_precedence). Severity from the magnitude
--- (seed anomaly_severity); `reason` says in a sentence what was measured against what.
--- Incremental: rebuilds the events that start on a day whose intervals changed, or the day after it.
+-- (int_power_anomaly_intervals) joined into one event while they follow each other; up to max_gap_intervals
+-- intervals without a reading (missing, or a meter offline) between two flagged ones do not split an event
+-- (seed anomaly_thresholds, rule events); the windows of a window rule (abnormal_fluctuation, surge) flagged
+-- within rejoin_minutes of each other are one event too. An event runs from the start of its first interval
+-- to the end of its last (the last reading + the subject's reading period: 15 minutes for a meter, the
+-- sensor's own period for a cable), and must last its rule's minimum: overload and suspension_violation
+-- min_intervals flagged intervals, a cable min_minutes of covered time. One physical event gets one warning:
+-- of the events of one enterprise and event group that overlap in time, only the most specific rule's is kept
+-- (seed anomaly_rule_precedence). Severity from the magnitude (seed anomaly_severity); `reason` says in a
+-- sentence what was measured against what. Incremental: rebuilds the events that start on a day whose
+-- intervals changed, or the day after it.
 
 {%- set build_dates = power_model_dates() %}
 
@@ -62,6 +63,7 @@ settings as (
     select
         cast(max(case when rule = 'events' and parameter = 'max_gap_intervals' then value end) as integer)
             as max_gap_intervals,
+        max(case when rule = 'events' and parameter = 'rejoin_minutes' then value end) * 60 as rejoin_seconds,
         cast(max(case when rule = 'overload' and parameter = 'min_intervals' then value end) as integer)
             as overload_min_intervals,
         max(case when rule = 'overload' and parameter = 'load_ratio' then value end) as overload_load_ratio,
@@ -133,10 +135,11 @@ intervals_started as (
                 and {{ seconds_between('previous_flagged_at', 'interval_at') }}
                 <= (settings.max_gap_intervals + 1) * period_seconds
                 then 0
-            -- a window rule: its intervals follow each other, up to max_gap_intervals apart
+            -- a window rule: its intervals follow each other, up to max_gap_intervals apart, or within
+            -- rejoin_minutes (one episode whose windows dip under the threshold for a while is one warning)
             when rule in ('abnormal_fluctuation', 'surge')
                 and {{ seconds_between('previous_flagged_at', 'interval_at') }}
-                <= (settings.max_gap_intervals + 1) * period_seconds
+                <= greatest((settings.max_gap_intervals + 1) * period_seconds, settings.rejoin_seconds)
                 then 0
             else 1
         end as is_event_start

@@ -14,9 +14,13 @@
 --   with the two hours before, less what the usual profile does between them,
 --   with the two hours after, less the same,
 -- the usual mean and the profile's change taken at their most favourable within +-tolerance_intervals
--- (a shift that starts or stops 30 minutes early explains its own step), over windows all judged. rise_score is the least of the three (all must agree that the
--- load went up), drop_score the same downwards: a step (a shift that starts or stops) differs from one
--- side only, a bump from both. Each mean needs window_min_readings of its intervals with both a usable
+-- (a shift that starts or stops 30 minutes early explains its own step), over windows all judged. Two more
+-- terms say the deviation came and went as a step: the half-hour mean from the window's start against the
+-- half hour before it (the step in), and the steepest step back between the window's end and max_intervals
+-- from its start (half hour against half hour). rise_score is the least of the five (all must agree that
+-- the load went up), drop_score the same downwards: a step (a shift that starts or stops) differs from one
+-- side only, a bump from both, and a busy afternoon that builds up and ebbs over hours has no edges (on
+-- real curves such slow bumps are as large as a 1.7x event; the edges tell them apart). Each mean needs window_min_readings of its intervals with both a usable
 -- reading and a usual load (a catch-up reading after a gap is not one); a window whose side was not read
 -- (an outage, the start of the data) is not judged. int_power_anomaly_intervals compares the scores with
 -- the day's thresholds.
@@ -42,6 +46,7 @@
 {%- set step_tolerance = seed_parameter('anomaly_thresholds', 'surge', 'tolerance_intervals', 2) | int %}
 {%- set peak_intervals = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'peak_intervals', 4) | int %}
 {%- set min_readings = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'window_min_readings', 7) | int %}
+{%- set max_intervals = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'max_intervals', 16) | int %}
 
 {{
     config(
@@ -343,6 +348,9 @@ windows as (
         lead(load_sum, {{ window - 1 }}) over by_meter - coalesce(lag(load_sum, 1) over by_meter, 0) as window_load_sum,
         lead(usual_sum, {{ window - 1 }}) over by_meter - coalesce(lag(usual_sum, 1) over by_meter, 0) as window_usual_sum,
         lead(paired_count, {{ window - 1 }}) over by_meter - coalesce(lag(paired_count, 1) over by_meter, 0) as window_readings,
+        -- the mean of the usable readings at this interval and the one before (one missing reading is no gap)
+        (relative_sum - coalesce(lag(relative_sum, 2) over by_meter, 0))
+            / nullif(relative_count - coalesce(lag(relative_count, 2) over by_meter, 0), 0) as pair_mean_kw,
         coalesce(lag(load_sum, 1) over by_meter, 0) - coalesce(lag(load_sum, {{ window + 1 }}) over by_meter, 0) as before_load_sum,
         coalesce(lag(usual_sum, 1) over by_meter, 0) - coalesce(lag(usual_sum, {{ window + 1 }}) over by_meter, 0) as before_usual_sum,
         coalesce(lag(paired_count, 1) over by_meter, 0) - coalesce(lag(paired_count, {{ window + 1 }}) over by_meter, 0) as before_readings,
@@ -364,10 +372,28 @@ windows as (
 
 ),
 
-window_ratios as (
+-- the steps at a window's edges, between half-hour means (two readings): into the window at its start (the
+-- half hour from it against the half hour before it), and out of a window ending at an interval (that half
+-- hour against the next one)
+edges as (
 
     select
         windows.*,
+        ln((lead(pair_mean_kw, 1) over by_meter + epsilon_kw) / (lag(pair_mean_kw, 1) over by_meter + epsilon_kw))
+            as step_in_log,
+        ln((pair_mean_kw + epsilon_kw) / (lead(pair_mean_kw, 2) over by_meter + epsilon_kw)) as step_out_log
+    from windows
+    window by_meter as (partition by windows.meter_id order by interval_at)
+
+),
+
+window_ratios as (
+
+    select
+        edges.*,
+        -- the way back: the steepest step out between the window's end and max_intervals from its start
+        max(step_out_log) over edge_frame as step_back_down_log,
+        min(step_out_log) over edge_frame as step_back_up_log,
         case when window_readings >= {{ min_readings }} then window_load_sum / window_readings end as judged_window_kw,
         case when window_readings >= {{ min_readings }} then window_usual_sum / window_readings end as window_usual_kw,
         case when before_readings >= {{ min_readings }} then before_load_sum / before_readings end as judged_before_kw,
@@ -375,7 +401,11 @@ window_ratios as (
         case when after_readings >= {{ min_readings }} then after_load_sum / after_readings end as judged_after_kw,
         case when after_readings >= {{ min_readings }} then after_usual_sum / after_readings end as after_usual_kw,
         case when hour_readings > 0 then hour_load_sum / hour_readings end as hour_mean_kw
-    from windows
+    from edges
+    window edge_frame as (
+        partition by edges.meter_id order by interval_at
+        rows between {{ window - 1 }} following and {{ max_intervals - 1 }} following
+    )
 
 ),
 
@@ -487,10 +517,14 @@ final as (
                 and versus_before is not null
                 and versus_after is not null
                 and reading_at + interval '{{ (2 * window - 1) * 15 }} minutes' <= last_reading_at
+                and step_in_log is not null
+                and step_back_down_log is not null
                 then least(
                     ln((judged_window_kw + epsilon_kw) / (usual_window_high_kw + epsilon_kw)),
                     versus_before - usual_rise_before,
-                    versus_after - usual_rise_after
+                    versus_after - usual_rise_after,
+                    step_in_log,
+                    step_back_down_log
                 )
         end as rise_score,
         case
@@ -499,10 +533,14 @@ final as (
                 and versus_before is not null
                 and versus_after is not null
                 and reading_at + interval '{{ (2 * window - 1) * 15 }} minutes' <= last_reading_at
+                and step_in_log is not null
+                and step_back_up_log is not null
                 then -greatest(
                     ln((judged_window_kw + epsilon_kw) / (usual_window_low_kw + epsilon_kw)),
                     versus_before - usual_drop_before,
-                    versus_after - usual_drop_after
+                    versus_after - usual_drop_after,
+                    step_in_log,
+                    step_back_up_log
                 )
         end as drop_score,
         case when hour_readings >= {{ peak_intervals - 1 }} then hour_mean_kw end as hour_mean_kw,
