@@ -373,15 +373,16 @@ def compute(
                         logs[side] = math.log((win + e) / (row[side] + e))
                         logs["u_" + side] = math.log((uwin + e) / (row[side + "_usual"] + e))
             row["logs"] = logs
-        def pair_mean(u):
+
+        def pair_mean(u, frame=frame):
             values = [m["relative"] for m in frame(u, -QUARTER, pd.Timedelta(0)) if m["relative"] is not None]
             return sum(values) / len(values) if values else None
 
-        def edge_log(upper, lower, e):
+        def edge_log(upper, lower, e, pair_mean=pair_mean):
             a, b = pair_mean(upper), pair_mean(lower)
             return math.log((a + e) / (b + e)) if a is not None and b is not None else None
 
-        def step_out(u):
+        def step_out(u, rows=rows, edge_log=edge_log):
             here = rows.get(u)
             if here is None or not here["level"]:
                 return None
