@@ -14,7 +14,8 @@
 --                               ended in the lookback;
 --   irregular_load              a meter day whose abnormal_fluctuation threshold the meter's own ordinary
 --                               swings have raised above the seed's rise_ratio or drop_ratio.
--- The audit page shows them by issue. Incremental by local date (changed_dates).
+-- The audit page shows them by issue. Incremental by local date (changed_dates). A contracted mart: dbt
+-- lets its schema change only by appended columns (on_schema_change append_new_columns or fail).
 
 {%- set build_dates = power_model_dates() %}
 
@@ -22,7 +23,7 @@
     config(
         materialized='incremental',
         incremental_strategy='append',
-        on_schema_change='sync_all_columns',
+        on_schema_change='append_new_columns',
         pre_hook="{{ delete_build_dates(power_model_dates(), column='issue_date') }}",
         indexes=[{'columns': ['issue_date']}, {'columns': ['enterprise_id']}] if target.type == 'postgres' else [],
     )
