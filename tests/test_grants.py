@@ -5,7 +5,10 @@ auditor, with no grant given by hand. bi_reader still reads nothing outside the 
 
 Roles that do not exist are left out of the grants (the build passes, and says how to create them). On DuckDB
 there are no roles: the marts' grants are Postgres's, and a DuckDB build grants nothing and says nothing of
-grants (dbt-duckdb would warn that it does not support them), exactly as before."""
+grants (dbt-duckdb would warn that it does not support them), exactly as before.
+
+The marts are the public contract (dbt's `access: public`), enforced by dbt: every column typed, every mart
+with its primary key declared, as `dbt parse` writes them to the manifest that dbt's tools read."""
 
 from __future__ import annotations
 
@@ -295,15 +298,20 @@ def test_every_bi_query_runs_as_bi_reader(built: dict):
     assert answered["response_week_by_channel"], "the calls loaded give the headline rows"
 
 
-def test_the_marts_are_public_and_the_exposures_read_only_public_models(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The manifest `dbt parse` writes for the DuckDB target: what dbt's tools read of the project."""
+    root = tmp_path_factory.mktemp("parsed")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDW_DATA_DIR", str(root / "data"))
+        parsed = run_dbt(["parse"], warehouse_url=f"duckdb:///{root / 'w.duckdb'}")
+    assert parsed.success, parsed.error
+    return json.loads((root / "data" / "dbt" / "target" / "manifest.json").read_text())
+
+
+def test_the_marts_are_public_and_the_exposures_read_only_public_models(manifest: dict):
     """dbt's own access levels say which relations are a contract: every mart `public`, staging and
     intermediate `protected`, and the BI dashboards (exposures) depend on public models only."""
-    monkeypatch.setenv("EDW_DATA_DIR", str(tmp_path / "data"))
-    parsed = run_dbt(["parse"], warehouse_url=f"duckdb:///{tmp_path / 'w.duckdb'}")
-    assert parsed.success, parsed.error
-    manifest = json.loads((tmp_path / "data" / "dbt" / "target" / "manifest.json").read_text())
     models = {k: n for k, n in manifest["nodes"].items() if n["resource_type"] == "model"}
     for node in models.values():
         expected = "public" if node["schema"] == "marts" else "protected"
@@ -311,3 +319,59 @@ def test_the_marts_are_public_and_the_exposures_read_only_public_models(
     for exposure in manifest["exposures"].values():
         for upstream in exposure["depends_on"]["nodes"]:
             assert models[upstream]["access"] == "public", (exposure["name"], upstream)
+
+
+def _mart_contract_problems(manifest: dict) -> list[str]:
+    """What a mart lacks of the contract dbt's tools read: an enforced contract, a data_type on every column,
+    a primary key declared as a constraint (dbt's own `primary_key` of the node) whose columns are not null,
+    and tests dbt runs on that key (unique and not null; unique_combination for a composite key)."""
+    problems = []
+    tests = [n for n in manifest["nodes"].values() if n["resource_type"] == "test" and n.get("test_metadata")]
+    for node in manifest["nodes"].values():
+        if node["resource_type"] != "model" or node["schema"] != "marts":
+            continue
+        name = node["name"]
+        if not (node["contract"]["enforced"] and node["config"]["contract"]["enforced"]):
+            problems.append(f"{name}: contract not enforced")
+        columns = node["columns"].values()
+        if not columns:
+            problems.append(f"{name}: no columns")
+        problems += [f"{name}.{c['name']}: no data_type" for c in columns if not c.get("data_type")]
+        declared = [c for k in node["constraints"] if k["type"] == "primary_key" for c in k["columns"]]
+        declared += [c["name"] for c in columns if any(k["type"] == "primary_key" for k in c["constraints"])]
+        if not declared or sorted(declared) != sorted(node["primary_key"]):
+            problems.append(f"{name}: no primary_key constraint (dbt sees {node['primary_key']})")
+            continue
+        for key in declared:
+            if not any(k["type"] == "not_null" for k in node["columns"][key]["constraints"]):
+                problems.append(f"{name}.{key}: primary key column without a not_null constraint")
+        mine = [
+            (t["test_metadata"]["name"], t["test_metadata"]["kwargs"])
+            for t in tests
+            if t.get("attached_node") == node["unique_id"]
+        ]
+        not_null = {kw.get("column_name") for test, kw in mine if test == "not_null"}
+        not_null |= {c for test, kw in mine if test == "not_null_columns" for c in kw["columns"]}
+        if len(declared) == 1:
+            unique = ("unique", declared[0]) in {(test, kw.get("column_name")) for test, kw in mine}
+        else:
+            unique = any(
+                test == "unique_combination" and sorted(kw["combination_of_columns"]) == sorted(declared)
+                for test, kw in mine
+            )
+        if not unique or not set(declared) <= not_null:
+            problems.append(f"{name}: its primary key {declared} is not tested unique and not null")
+    return problems
+
+
+def test_every_mart_has_an_enforced_contract_typed_columns_and_a_tested_primary_key(manifest: dict):
+    """The marts are a contract dbt enforces and its tools can read: a build fails before a mart changes a
+    column's name or type, and every mart declares its primary key (BI tools and the dbt docs show it),
+    which the build also tests."""
+    marts = {
+        n["name"]
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "model" and n["schema"] == "marts"
+    }
+    assert marts == {p.stem for p in (DBT_PROJECT / "models" / "marts").rglob("*.sql")}
+    assert _mart_contract_problems(manifest) == []
