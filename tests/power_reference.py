@@ -125,7 +125,9 @@ def compute(
     lookback = int(s("baseline", "lookback_days"))
     window = int(s("abnormal_fluctuation", "window_intervals"))
     tolerance = int(s("abnormal_fluctuation", "tolerance_intervals"))
-    max_intervals = int(s("abnormal_fluctuation", "max_intervals"))
+    rise_reach = int(s("abnormal_fluctuation", "rise_edge_reach_intervals"))
+    drop_reach = int(s("abnormal_fluctuation", "drop_edge_reach_intervals"))
+    reach = max(rise_reach, drop_reach)
     step_tolerance = int(s("surge", "tolerance_intervals"))
     peak_n = int(s("abnormal_fluctuation", "peak_intervals"))
 
@@ -382,6 +384,12 @@ def compute(
             a, b = pair_mean(upper), pair_mean(lower)
             return math.log((a + e) / (b + e)) if a is not None and b is not None else None
 
+        def step_in(u, rows=rows, edge_log=edge_log):
+            here = rows.get(u)
+            if here is None or not here["level"]:
+                return None
+            return edge_log(u + QUARTER, u - QUARTER, e_share * here["level"])
+
         def step_out(u, rows=rows, edge_log=edge_log):
             here = rows.get(u)
             if here is None or not here["level"]:
@@ -416,17 +424,20 @@ def compute(
                         profile_changes = [m["logs"]["u_" + side] for m in near if "u_" + side in m["logs"]]
                         rise.append(logs[side] - max(profile_changes))
                         drop.append(logs[side] - min(profile_changes))
-                # the edges: the half hour into the window against the half hour before it, and the steepest
-                # step out (half hour against the next) from the window's end to max_intervals from its start
-                step_in = edge_log(t + QUARTER, t - QUARTER, e)
-                outs = [
-                    v
-                    for k in range(window - 1, max_intervals)
-                    if (v := step_out(t + k * QUARTER)) is not None
-                ]
-                if step_in is not None and outs:
-                    row["rise"] = min([*rise, step_in, max(outs)])
-                    row["drop"] = -max([*drop, step_in, min(outs)])
+
+                # the edges (half hour against half hour): the steepest step in from rise_reach (drop_reach)
+                # intervals before the window's start to its start, the steepest step out from its end to the
+                # larger reach after it
+                def steps(function, offsets, t=t):
+                    return [v for k in offsets if (v := function(t + k * QUARTER)) is not None]
+
+                ins_rise = steps(step_in, range(-rise_reach, 1))
+                ins_drop = steps(step_in, range(-drop_reach, 1))
+                outs = steps(step_out, range(window - 1, window + reach))
+                if ins_rise and outs:
+                    row["rise"] = min([*rise, max(ins_rise), max(outs)])
+                if ins_drop and outs:
+                    row["drop"] = -max([*drop, min(ins_drop), min(outs)])
             hour_values = [
                 m["relative"]
                 for m in frame(t, -(peak_n - 1) * QUARTER, pd.Timedelta(0))

@@ -15,9 +15,12 @@
 --   with the two hours after, less the same,
 -- the usual mean and the profile's change taken at their most favourable within +-tolerance_intervals
 -- (a shift that starts or stops 30 minutes early explains its own step), over windows all judged. Two more
--- terms say the deviation came and went as a step: the half-hour mean from the window's start against the
--- half hour before it (the step in), and the steepest step back between the window's end and max_intervals
--- from its start (half hour against half hour). rise_score is the least of the five (all must agree that
+-- terms say the deviation came and went as a step (half-hour means, half hour against half hour): the
+-- steepest step in from rise_edge_reach_intervals (drop_edge_reach_intervals for a drop) before the
+-- window's start to its start, and the steepest step back from its end to the larger of the two after it.
+-- A long drop is judged by a window in its middle (its own before and after windows take part of it), so
+-- its step in may lie an hour before that window; a rise must start with its window: on real curves a step
+-- an hour before a window is often a shift start followed by an ordinary busy spell. rise_score is the least of the five (all must agree that
 -- the load went up), drop_score the same downwards: a step (a shift that starts or stops) differs from one
 -- side only, a bump from both, and a busy afternoon that builds up and ebbs over hours has no edges (on
 -- real curves such slow bumps are as large as a 1.7x event; the edges tell them apart). Each mean needs window_min_readings of its intervals with both a usable
@@ -46,7 +49,9 @@
 {%- set step_tolerance = seed_parameter('anomaly_thresholds', 'surge', 'tolerance_intervals', 2) | int %}
 {%- set peak_intervals = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'peak_intervals', 4) | int %}
 {%- set min_readings = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'window_min_readings', 7) | int %}
-{%- set max_intervals = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'max_intervals', 16) | int %}
+{%- set rise_reach = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'rise_edge_reach_intervals', 0) | int %}
+{%- set drop_reach = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'drop_edge_reach_intervals', 4) | int %}
+{%- set reach = [rise_reach, drop_reach] | max %}
 
 {{
     config(
@@ -359,12 +364,7 @@ windows as (
         lead(paired_count, {{ 2 * window - 1 }}) over by_meter - lead(paired_count, {{ window - 1 }}) over by_meter as after_readings,
         relative_sum - coalesce(lag(relative_sum, {{ peak_intervals }}) over by_meter, 0) as hour_load_sum,
         relative_count - coalesce(lag(relative_count, {{ peak_intervals }}) over by_meter, 0) as hour_readings,
-        greatest(
-            {% for k in range(1, step_tolerance + 1) -%}
-            lag(usual_step_kw, {{ k }}) over by_meter, lead(usual_step_kw, {{ k }}) over by_meter,
-            {% endfor -%}
-            usual_step_kw
-        ) as usual_step_near_kw,
+        {{ over_neighbours('greatest', 'usual_step_kw', step_tolerance) }} as usual_step_near_kw,
         lead(relative_load_kw) over by_meter as next_relative_load_kw,
         max(reading_at) over (partition by running_sums.meter_id) as last_reading_at
     from running_sums
@@ -391,9 +391,12 @@ window_ratios as (
 
     select
         edges.*,
-        -- the way back: the steepest step out between the window's end and max_intervals from its start
-        max(step_out_log) over edge_frame as step_back_down_log,
-        min(step_out_log) over edge_frame as step_back_up_log,
+        -- the way in: the steepest step in from edge_reach_intervals before the window's start to its start;
+        -- the way back: the steepest step out from the window's end to edge_reach_intervals after it
+        max(step_in_log) over way_in_rise as step_in_up_log,
+        min(step_in_log) over way_in_drop as step_in_down_log,
+        max(step_out_log) over way_back as step_back_down_log,
+        min(step_out_log) over way_back as step_back_up_log,
         case when window_readings >= {{ min_readings }} then window_load_sum / window_readings end as judged_window_kw,
         case when window_readings >= {{ min_readings }} then window_usual_sum / window_readings end as window_usual_kw,
         case when before_readings >= {{ min_readings }} then before_load_sum / before_readings end as judged_before_kw,
@@ -402,10 +405,17 @@ window_ratios as (
         case when after_readings >= {{ min_readings }} then after_usual_sum / after_readings end as after_usual_kw,
         case when hour_readings > 0 then hour_load_sum / hour_readings end as hour_mean_kw
     from edges
-    window edge_frame as (
-        partition by edges.meter_id order by interval_at
-        rows between {{ window - 1 }} following and {{ max_intervals - 1 }} following
-    )
+    window
+        way_in_rise as (
+            partition by edges.meter_id order by interval_at rows between {{ rise_reach }} preceding and current row
+        ),
+        way_in_drop as (
+            partition by edges.meter_id order by interval_at rows between {{ drop_reach }} preceding and current row
+        ),
+        way_back as (
+            partition by edges.meter_id order by interval_at
+            rows between {{ window - 1 }} following and {{ window - 1 + reach }} following
+        )
 
 ),
 
@@ -435,52 +445,14 @@ window_tolerances as (
 
     select
         window_logs.*,
-        greatest(
-            {% for k in range(1, tolerance + 1) -%}
-            lag(judged_usual_kw, {{ k }}) over by_meter, lead(judged_usual_kw, {{ k }}) over by_meter,
-            {% endfor -%}
-            judged_usual_kw
-        ) as usual_window_high_kw,
-        least(
-            {% for k in range(1, tolerance + 1) -%}
-            lag(judged_usual_kw, {{ k }}) over by_meter, lead(judged_usual_kw, {{ k }}) over by_meter,
-            {% endfor -%}
-            judged_usual_kw
-        ) as usual_window_low_kw,
-        greatest(
-            {% for k in range(1, tolerance + 1) -%}
-            lag(usual_versus_before, {{ k }}) over by_meter, lead(usual_versus_before, {{ k }}) over by_meter,
-            {% endfor -%}
-            usual_versus_before
-        ) as usual_rise_before,
-        least(
-            {% for k in range(1, tolerance + 1) -%}
-            lag(usual_versus_before, {{ k }}) over by_meter, lead(usual_versus_before, {{ k }}) over by_meter,
-            {% endfor -%}
-            usual_versus_before
-        ) as usual_drop_before,
-        greatest(
-            {% for k in range(1, tolerance + 1) -%}
-            lag(usual_versus_after, {{ k }}) over by_meter, lead(usual_versus_after, {{ k }}) over by_meter,
-            {% endfor -%}
-            usual_versus_after
-        ) as usual_rise_after,
-        least(
-            {% for k in range(1, tolerance + 1) -%}
-            lag(usual_versus_after, {{ k }}) over by_meter, lead(usual_versus_after, {{ k }}) over by_meter,
-            {% endfor -%}
-            usual_versus_after
-        ) as usual_drop_after,
+        {{ over_neighbours('greatest', 'judged_usual_kw', tolerance) }} as usual_window_high_kw,
+        {{ over_neighbours('least', 'judged_usual_kw', tolerance) }} as usual_window_low_kw,
+        {{ over_neighbours('greatest', 'usual_versus_before', tolerance) }} as usual_rise_before,
+        {{ over_neighbours('least', 'usual_versus_before', tolerance) }} as usual_drop_before,
+        {{ over_neighbours('greatest', 'usual_versus_after', tolerance) }} as usual_rise_after,
+        {{ over_neighbours('least', 'usual_versus_after', tolerance) }} as usual_drop_after,
         -- the tolerance needs every start within it judged (a gap near a shift start hides the usual step)
-        {% for column in ['judged_usual_kw', 'usual_versus_before', 'usual_versus_after'] -%}
-        (
-            {% for k in range(1, tolerance + 1) -%}
-            case when lag({{ column }}, {{ k }}) over by_meter is null then 0 else 1 end
-            + case when lead({{ column }}, {{ k }}) over by_meter is null then 0 else 1 end +
-            {% endfor -%}
-            case when {{ column }} is null then 0 else 1 end
-        ) = {{ 2 * tolerance + 1 }}{{ ' and' if not loop.last else '' }}
-        {% endfor -%}
+        {{ neighbours_all_present(['judged_usual_kw', 'usual_versus_before', 'usual_versus_after'], tolerance) }}
         as has_full_tolerance
     from window_logs
     window by_meter as (partition by window_logs.meter_id order by interval_at)
@@ -517,13 +489,13 @@ final as (
                 and versus_before is not null
                 and versus_after is not null
                 and reading_at + interval '{{ (2 * window - 1) * 15 }} minutes' <= last_reading_at
-                and step_in_log is not null
+                and step_in_up_log is not null
                 and step_back_down_log is not null
                 then least(
                     ln((judged_window_kw + epsilon_kw) / (usual_window_high_kw + epsilon_kw)),
                     versus_before - usual_rise_before,
                     versus_after - usual_rise_after,
-                    step_in_log,
+                    step_in_up_log,
                     step_back_down_log
                 )
         end as rise_score,
@@ -533,13 +505,13 @@ final as (
                 and versus_before is not null
                 and versus_after is not null
                 and reading_at + interval '{{ (2 * window - 1) * 15 }} minutes' <= last_reading_at
-                and step_in_log is not null
+                and step_in_down_log is not null
                 and step_back_up_log is not null
                 then -greatest(
                     ln((judged_window_kw + epsilon_kw) / (usual_window_low_kw + epsilon_kw)),
                     versus_before - usual_drop_before,
                     versus_after - usual_drop_after,
-                    step_in_log,
+                    step_in_down_log,
                     step_back_up_log
                 )
         end as drop_score,
