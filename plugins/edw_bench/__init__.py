@@ -14,7 +14,7 @@ Figures, each with its DESIGN section 7 target:
 - the BI queries (``reports/bi_queries.sql``) on the history's warehouse: median and p95 of each, and the
   indexes a Postgres plan uses.
 The history, city-day and bi stages run on the embedded DuckDB and on a Postgres database of their own
-(``--warehouse``), each figure tagged with its warehouse.
+(``--warehouse``), each figure tagged with its warehouse; the figures both have are shown side by side.
 Results go to ``$EDW_DATA_DIR/bench/latest.json``.
 
 A package apart from the pipeline (``emergency_dw``), whose public functions alone it calls; the runtime
@@ -26,10 +26,11 @@ history, city-day and bi stages run on.
 
 from .figures import Figure, targets
 from .runner import STAGES, latest_path, run_bench
-from .warehouses import BENCH_DATABASE, WAREHOUSES, plan_run, server_of
+from .warehouses import BENCH_DATABASE, LABELS, WAREHOUSES, plan_run, server_of, side_by_side
 
 __all__ = [
     "BENCH_DATABASE",
+    "LABELS",
     "STAGES",
     "WAREHOUSES",
     "Figure",
@@ -37,5 +38,6 @@ __all__ = [
     "plan_run",
     "run_bench",
     "server_of",
+    "side_by_side",
     "targets",
 ]

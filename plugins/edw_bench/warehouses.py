@@ -1,12 +1,14 @@
 """The warehouses the history, city-day and bi stages run on: the embedded DuckDB and a Postgres database
 the benchmark makes for itself on the ``--postgres-url`` server (dropped first, dropped again at the end);
-which of them a run takes."""
+which of them a run takes; the figures both have, side by side."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
+from .figures import Figure
 
 WAREHOUSES = ("duckdb", "postgres")
 LABELS = {"duckdb": "DuckDB", "postgres": "Postgres"}
@@ -129,6 +131,54 @@ def reader_url(url: str | None, database: str) -> str | None:
     return sa.make_url(url).set(database=database).render_as_string(hide_password=False)
 
 
+@dataclass
+class SideBySide:
+    name: str
+    duckdb: Figure
+    postgres: Figure
+    ratio: float | None  # Postgres / DuckDB
+    target: str
+    met: bool | None
+    failed: list[str]  # which of DuckDB, Postgres, Postgres/DuckDB missed its target
+
+
 def ratio_name(name: str) -> str:
     """The figure that holds a figure's Postgres/DuckDB ratio to its own target."""
     return f"{name}: {RATIO}"
+
+
+def side_by_side(figures: list[Figure]) -> tuple[list[SideBySide], list[Figure]]:
+    """The figures both warehouses have (same name), a row each, with their ratio and targets (a
+    ``<name>: Postgres/DuckDB`` figure's target joins its row); the other figures, in their order."""
+    by_key = {(f.name, f.warehouse): f for f in figures}
+    rows: list[SideBySide] = []
+    paired: set[int] = set()
+    for f in figures:
+        if f.warehouse != "duckdb" or (f.name, "postgres") not in by_key:
+            continue
+        duck, pg = f, by_key[(f.name, "postgres")]
+        ratio_figure = next((r for r in figures if r.name == ratio_name(f.name)), None)
+        targets: list[str] = []
+        if duck.target == pg.target:
+            targets += [duck.target] if duck.target else []
+        else:
+            targets += [f"{LABELS[w.warehouse]} {w.target}" for w in (duck, pg) if w.target]
+        judged = [(LABELS["duckdb"], duck.met), (LABELS["postgres"], pg.met)]
+        if ratio_figure is not None:
+            targets.append(f"{RATIO} {ratio_figure.target}")
+            judged.append((RATIO, ratio_figure.met))
+            paired.add(id(ratio_figure))
+        known = [(label, met) for label, met in judged if met is not None]
+        rows.append(
+            SideBySide(
+                name=f.name,
+                duckdb=duck,
+                postgres=pg,
+                ratio=pg.value / duck.value if duck.value else None,
+                target="; ".join(targets),
+                met=all(met for _, met in known) if known else None,
+                failed=[label for label, met in known if not met],
+            )
+        )
+        paired.update((id(duck), id(pg)))
+    return rows, [f for f in figures if id(f) not in paired]

@@ -728,11 +728,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from edw_bench import (
         BENCH_DATABASE,
+        LABELS,
         STAGES,
         latest_path,
         plan_run,
         run_bench,
         server_of,
+        side_by_side,
     )
 
     plan = plan_run(
@@ -762,13 +764,41 @@ def cmd_bench(args: argparse.Namespace) -> int:
         postgres_database=args.postgres_database or BENCH_DATABASE,
     )
 
+    def met_cell(met: bool | None, failed: tuple[str, ...] | list[str] = ()) -> str:
+        if met is None:
+            return ""
+        return "[green]yes[/]" if met else "[red]no[/]" + (f" ({', '.join(failed)})" if failed else "")
+
+    pairs, others = side_by_side(figures)
+    if pairs:
+        table = Table(title="The same stages on both warehouses (same run, same simulated days)")
+        for header in ("figure", LABELS["duckdb"], LABELS["postgres"], "Postgres/DuckDB", "target", "met"):
+            table.add_column(
+                header,
+                justify="left" if header in ("figure", "target", "met") else "right",
+                no_wrap=header != "target",
+            )
+        for row in pairs:
+            table.add_row(
+                row.name,
+                f"{row.duckdb.value:,.2f} {row.duckdb.unit}",
+                f"{row.postgres.value:,.2f} {row.postgres.unit}",
+                "" if row.ratio is None else f"{row.ratio:,.2f}x",
+                row.target,
+                met_cell(row.met, row.failed),
+            )
+        console.print(table)
     table = Table(title="Benchmark (baselines measured in the same run)")
     for header in ("figure", "value", "unit", "target", "met", "detail"):
         table.add_column(header, justify="right" if header == "value" else "left")
-    for f in figures:
-        met = "" if f.met is None else ("[green]yes[/]" if f.met else "[red]no[/]")
-        on = f" ({f.warehouse})" if f.warehouse in plan.warehouses and len(plan.warehouses) > 1 else ""
-        table.add_row(f"{f.name}{on}", f"{f.value:,.2f}", f.unit, f.target, met, f.detail)
+    for f in others:
+        # a run on Postgres alone: its figures say so (DuckDB's print as they always have)
+        name = (
+            f"{f.name} (Postgres)"
+            if plan.warehouses == ("postgres",) and f.warehouse == "postgres"
+            else f.name
+        )
+        table.add_row(name, f"{f.value:,.2f}", f.unit, f.target, met_cell(f.met), f.detail)
     console.print(table)
     console.print(f"written to {latest_path()}")
     return 0
