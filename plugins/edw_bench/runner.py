@@ -158,7 +158,7 @@ def run_bench(
         if "volume" in stages:
             with own_directory("volume"), sampler.stage() as memory:
                 figures += _tagged(bench_volume(scale, first, progress), "duckdb")
-            figures.append(memory_figure("volume (PSS)", memory["peak_mb"], PSS_DETAIL))
+            figures += _tagged([memory_figure("volume (PSS)", memory["peak_mb"], PSS_DETAIL)], "duckdb")
         if any(s in stages for s in WAREHOUSE_STAGES):
             for warehouse in warehouses:
                 if warehouse == "duckdb":
