@@ -723,6 +723,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 1 if missed else 0
 
 
+def _compact(value: float) -> str:
+    """A figure's value in a narrow cell: whole above 1,000, else two decimals."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.2f}"
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
@@ -781,8 +786,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         for row in pairs:
             table.add_row(
                 row.name,
-                f"{row.duckdb.value:,.2f} {row.duckdb.unit}",
-                f"{row.postgres.value:,.2f} {row.postgres.unit}",
+                f"{_compact(row.duckdb.value)} {row.duckdb.unit}",
+                f"{_compact(row.postgres.value)} {row.postgres.unit}",
                 "" if row.ratio is None else f"{row.ratio:,.2f}x",
                 row.target,
                 met_cell(row.met, row.failed),
