@@ -13,15 +13,31 @@ Figures, each with its DESIGN section 7 target:
 - peak memory of every process;
 - the BI queries (``reports/bi_queries.sql``) on the history's warehouse: median and p95 of each, and the
   indexes a Postgres plan uses.
+The history, city-day and bi stages run on the embedded DuckDB and on a Postgres database of their own
+(``--warehouse``), each figure tagged with its warehouse; the figures both have are shown side by side.
 Results go to ``$EDW_DATA_DIR/bench/latest.json``.
 
 A package apart from the pipeline (``emergency_dw``), whose public functions alone it calls; the runtime
 never imports it (``.importlinter``). A module per stage (``load``, ``validation``, ``volume``, ``history``,
 ``city_day``, ``bi``), ``runner`` to run them, ``figures`` for the figures, targets and memory,
-``processes`` and ``workers`` for the processes the stages run in.
+``processes`` and ``workers`` for the processes the stages run in, ``warehouses`` for the warehouses the
+history, city-day and bi stages run on.
 """
 
 from .figures import Figure, targets
 from .runner import STAGES, latest_path, run_bench
+from .warehouses import BENCH_DATABASE, LABELS, WAREHOUSES, plan_run, server_of, side_by_side
 
-__all__ = ["STAGES", "Figure", "latest_path", "run_bench", "targets"]
+__all__ = [
+    "BENCH_DATABASE",
+    "LABELS",
+    "STAGES",
+    "WAREHOUSES",
+    "Figure",
+    "latest_path",
+    "plan_run",
+    "run_bench",
+    "server_of",
+    "side_by_side",
+    "targets",
+]

@@ -8,6 +8,8 @@ import datetime as dt
 from .figures import Figure, targets
 from .processes import build_process, in_own_process, simulate_process
 
+CITY_DAY_PIPELINE = "city-day: pipeline work, extract -> marts"
+
 
 def _city_day_ingest(day: dt.date) -> tuple[float, float]:
     """Every feed's ingest DAG run for real (dag.test) for the day, one after another, in this process:
@@ -29,9 +31,13 @@ def _city_day_ingest(day: dt.date) -> tuple[float, float]:
     return dag_seconds, work_seconds
 
 
-def bench_city_day(scale: float, day: dt.date, after_history: bool = False) -> list[Figure]:
+def bench_city_day(
+    scale: float, day: dt.date, after_history: bool = False, warehouse: str = "duckdb"
+) -> list[Figure]:
     """Simulate, ingest every feed through its DAG (dag.test, in a process of its own, as ``edw ingest
-    --all`` runs them), build; stages and Airflow overhead."""
+    --all`` runs them), build; stages and Airflow overhead. The pipeline work's target is the
+    warehouse's: ``[city_day] max_pipeline_seconds`` on DuckDB, ``[postgres] max_city_day_seconds`` on
+    Postgres; judged at full scale only."""
     from emergency_dw.embedded import embedded_sources
 
     simulate_seconds = simulate_process(day, scale)
@@ -40,8 +46,15 @@ def bench_city_day(scale: float, day: dt.date, after_history: bool = False) -> l
     build = build_process()
     build_seconds = build.seconds
     pipeline = work_seconds + build_seconds
-    limit = targets()["city_day"]["max_pipeline_seconds"]
+    goal = targets()
+    if warehouse == "postgres":
+        limit = goal["postgres"]["max_city_day_seconds"]
+    else:
+        limit = goal["city_day"]["max_pipeline_seconds"]
+    full = scale >= 1
     where = "the day after the history (a full baseline window)" if after_history else "an empty warehouse"
+    if not full:
+        where += "; time targets are judged at full scale only"
     return [
         Figure("city-day: simulate sources", simulate_seconds, "s", "", None, f"scale {scale}"),
         Figure(
@@ -62,11 +75,11 @@ def bench_city_day(scale: float, day: dt.date, after_history: bool = False) -> l
         ),
         Figure("city-day: dbt build", build_seconds, "s", "", None, "passed" if build.success else "FAILED"),
         Figure(
-            "city-day: pipeline work, extract -> marts",
+            CITY_DAY_PIPELINE,
             pipeline,
             "s",
-            f"< {limit} s" if scale >= 1 else "",
-            pipeline < limit if scale >= 1 else None,
+            f"< {limit:g} s",
+            pipeline < limit if full else None,
             where,
         ),
     ]

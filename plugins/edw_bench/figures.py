@@ -31,6 +31,9 @@ class Figure:
     target: str
     met: bool | None  # None: informational, no target
     detail: str = ""
+    # the warehouse it was measured on ("duckdb", "postgres"); None: no warehouse's (validation, memory
+    # of several stages)
+    warehouse: str | None = None
 
 
 def peak_rss_mb() -> float:

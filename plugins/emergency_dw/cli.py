@@ -723,27 +723,87 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 1 if missed else 0
 
 
+def _compact(value: float) -> str:
+    """A figure's value in a narrow cell: whole above 1,000, else two decimals."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.2f}"
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
-    from edw_bench import STAGES, latest_path, run_bench
+    from rich.markup import escape
 
-    args.stage = args.stage or list(STAGES)
+    from edw_bench import (
+        BENCH_DATABASE,
+        LABELS,
+        STAGES,
+        latest_path,
+        plan_run,
+        run_bench,
+        server_of,
+        side_by_side,
+    )
 
-    console.rule(f"edw bench: scale {args.scale}, stages {', '.join(args.stage)}")
+    plan = plan_run(
+        tuple(args.stage or STAGES), bool(args.stage), tuple(args.warehouse or ()) or None, args.postgres_url
+    )
+    on = f", warehouses {', '.join(plan.warehouses)}" if plan.warehouses else ""
+    console.rule(f"edw bench: scale {args.scale}, stages {', '.join(plan.stages)}{on}")
+    for note in plan.notes:
+        console.print(f"  [yellow]bench[/] {escape(note)}")
+    if "postgres" in plan.warehouses:
+        database = args.postgres_database or BENCH_DATABASE
+        console.print(
+            f"  [green]bench[/] postgres: the history, city-day and bi stages in database {database} on "
+            f"{server_of(args.postgres_url)}, made anew"
+            + (" and kept afterwards (--keep-postgres)" if args.keep_postgres else " and dropped afterwards")
+        )
     figures = run_bench(
         args.postgres_url,
         scale=args.scale,
         day=args.date,
-        stages=tuple(args.stage),
+        stages=plan.stages,
         days=args.days,
         progress=lambda line: console.print(f"  [green]bench[/] {line}"),
         backfill=args.backfill_days,
+        warehouses=plan.warehouses,
+        keep_postgres=args.keep_postgres,
+        postgres_database=args.postgres_database or BENCH_DATABASE,
     )
+
+    def met_cell(met: bool | None, failed: tuple[str, ...] | list[str] = ()) -> str:
+        if met is None:
+            return ""
+        return "[green]yes[/]" if met else "[red]no[/]" + (f" ({', '.join(failed)})" if failed else "")
+
+    pairs, others = side_by_side(figures)
+    if pairs:
+        table = Table(title="The same stages on both warehouses (same run, same simulated days)")
+        for header in ("figure", LABELS["duckdb"], LABELS["postgres"], "Postgres/DuckDB", "target", "met"):
+            table.add_column(
+                header,
+                justify="left" if header in ("figure", "target", "met") else "right",
+                no_wrap=header != "target",
+            )
+        for row in pairs:
+            table.add_row(
+                row.name,
+                f"{_compact(row.duckdb.value)} {row.duckdb.unit}",
+                f"{_compact(row.postgres.value)} {row.postgres.unit}",
+                "" if row.ratio is None else f"{row.ratio:,.2f}x",
+                row.target,
+                met_cell(row.met, row.failed),
+            )
+        console.print(table)
     table = Table(title="Benchmark (baselines measured in the same run)")
     for header in ("figure", "value", "unit", "target", "met", "detail"):
         table.add_column(header, justify="right" if header == "value" else "left")
-    for f in figures:
-        met = "" if f.met is None else ("[green]yes[/]" if f.met else "[red]no[/]")
-        table.add_row(f.name, f"{f.value:,.2f}", f.unit, f.target, met, f.detail)
+    for f in others:
+        # a run on Postgres alone: its figures say so (DuckDB's print as they always have)
+        name = (
+            f"{f.name} (Postgres)"
+            if plan.warehouses == ("postgres",) and f.warehouse == "postgres"
+            else f.name
+        )
+        table.add_row(name, f"{f.value:,.2f}", f.unit, f.target, met_cell(f.met), f.detail)
     console.print(table)
     console.print(f"written to {latest_path()}")
     return 0
@@ -958,7 +1018,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", metavar="DIR", help="with --real-curves: run in this new folder and keep it")
     p.set_defaults(func=cmd_evaluate)
 
-    from edw_bench import STAGES  # the benchmark's stages, for --stage: imported here, never with this module
+    # the benchmark's stages and warehouses, for --stage and --warehouse: imported here, never with this module
+    from edw_bench import STAGES, WAREHOUSES
 
     p = sub.add_parser(
         "bench", help="the benchmark: every stage against same-run baselines (what `make bench` calls)"
@@ -987,6 +1048,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--postgres-url",
         default=os.environ.get("EDW_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
         help="a Postgres where the benchmark may create and drop a database",
+    )
+    p.add_argument(
+        "--warehouse",
+        action="append",
+        choices=list(WAREHOUSES),
+        help="run the history, city-day and bi stages on this warehouse (repeatable; default: both when "
+        "--postgres-url answers, else duckdb, saying why); Postgres: a database made on that server",
+    )
+    p.add_argument(
+        "--postgres-database",
+        default=None,
+        metavar="NAME",
+        help="the database the Postgres stages run in, dropped first if it exists (default edw_bench_run)",
+    )
+    p.add_argument(
+        "--keep-postgres",
+        action="store_true",
+        help="keep that database afterwards (default: dropped at the end)",
     )
     p.set_defaults(func=cmd_bench, stage=None)
 
