@@ -167,7 +167,7 @@ intervals_ranked as (
         intervals_numbered.*,
         row_number() over (
             partition by subject_id, rule, direction, event_number
-            order by magnitude desc, interval_at
+            order by magnitude desc, interval_at asc
         ) as magnitude_rank
     from intervals_numbered
 
@@ -336,7 +336,7 @@ events_identified as (
         events_explained.*,
         row_number() over (
             partition by enterprise_id, rule, started_at
-            order by magnitude desc, subject_id
+            order by magnitude desc, subject_id asc
         ) as duplicate_rank
     from events_explained
 
