@@ -22,6 +22,7 @@ test: $(STAMP) browser  ## lint, then every test (needs Postgres at EDW_TEST_POS
 	$(VENV)/bin/ruff check plugins dags tests
 	$(VENV)/bin/ruff format --check plugins dags tests
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/sqlfluff lint dbt_project
 	$(VENV)/bin/pytest $(ARGS)
 
 browser:  ## Debian's chromium and a CJK font for the browser checks (installed when missing, as root)
@@ -36,6 +37,7 @@ browser:  ## Debian's chromium and a CJK font for the browser checks (installed 
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check plugins dags tests
+	$(VENV)/bin/sqlfluff lint dbt_project
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format plugins dags tests

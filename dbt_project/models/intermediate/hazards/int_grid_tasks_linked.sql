@@ -75,15 +75,16 @@ power_matches as (
     inner join power_warnings
         on power_refs.warning_enterprise_id = power_warnings.enterprise_id
         and {{ seconds_between('power_refs.warning_started_at', 'power_warnings.started_at') }}
-            <= settings.power_warning_match_seconds
+        <= settings.power_warning_match_seconds
         and {{ seconds_between('power_warnings.ended_at', 'power_refs.warning_started_at') }}
-            <= settings.power_warning_match_seconds
+        <= settings.power_warning_match_seconds
 
 ),
 
 power_links as (
 
-    select * from power_matches where match_rank = 1
+    select * from power_matches
+    where match_rank = 1
 
 ),
 

@@ -167,7 +167,7 @@ intervals_ranked as (
         intervals_numbered.*,
         row_number() over (
             partition by subject_id, rule, direction, event_number
-            order by magnitude desc, interval_at
+            order by magnitude desc, interval_at asc
         ) as magnitude_rank
     from intervals_numbered
 
@@ -287,30 +287,30 @@ events_explained as (
     select
         events_graded.*,
         case
-            when rule = 'overload' then
-                'load ' || {{ number_text('peak_value') }} || ' kW reached '
+            when rule = 'overload'
+                then 'load ' || {{ number_text('peak_value') }} || ' kW reached '
                 || {{ number_text('100 * peak_value / reference_value') }} || ' % of the contracted '
                 || {{ number_text('reference_value') }} || ' kW (warning from '
                 || {{ number_text('100 * settings.overload_load_ratio') }} || ' %) over '
                 || cast(intervals as varchar) || ' readings'
-            when rule = 'suspension_violation' then
-                'load ' || {{ number_text('peak_value') }} || ' kW ('
+            when rule = 'suspension_violation'
+                then 'load ' || {{ number_text('peak_value') }} || ' kW ('
                 || {{ number_text('100 * peak_value / reference_value') }}
                 || ' % of the contracted capacity) while a production-suspension order is in force, over '
                 || cast(intervals as varchar) || ' readings'
-            when rule = 'surge' then
-                'load rose from ' || {{ number_text('reference_value') }} || ' kW to '
+            when rule = 'surge'
+                then 'load rose from ' || {{ number_text('reference_value') }} || ' kW to '
                 || {{ number_text('peak_value') }} || ' kW (' || {{ number_text('peak_value / nullif(reference_value, 0)', 1) }}
                 || 'x) within 15 minutes and stayed there, a step larger than any on its similar days near that '
                 || 'time, above the highest reading near that hour in ' || cast(settings.lookback_days as varchar)
                 || ' days (' || {{ number_text('before_value') }} || ' kW)'
-            when rule = 'abnormal_fluctuation' and before_value is null and after_value is null then
-                '1-hour mean ' || {{ number_text('peak_value') }} || ' kW, '
+            when rule = 'abnormal_fluctuation' and before_value is null and after_value is null
+                then '1-hour mean ' || {{ number_text('peak_value') }} || ' kW, '
                 || {{ number_text('peak_value / nullif(reference_value, 0)', 1) }}
                 || 'x the highest 1-hour mean of the last ' || cast(settings.lookback_days as varchar) || ' days ('
                 || {{ number_text('reference_value') }} || ' kW)'
-            when rule = 'abnormal_fluctuation' then
-                cast(settings.window_intervals * 15 as varchar) || '-minute mean ' || {{ number_text('peak_value') }}
+            when rule = 'abnormal_fluctuation'
+                then cast(settings.window_intervals * 15 as varchar) || '-minute mean ' || {{ number_text('peak_value') }}
                 || ' kW against ' || {{ number_text('reference_value') }} || ' kW on its similar days at that time'
                 || coalesce(', ' || {{ number_text('before_value') }} || ' kW before', '')
                 || coalesce(' and ' || {{ number_text('after_value') }} || ' kW after', '')
@@ -336,7 +336,7 @@ events_identified as (
         events_explained.*,
         row_number() over (
             partition by enterprise_id, rule, started_at
-            order by magnitude desc, subject_id
+            order by magnitude desc, subject_id asc
         ) as duplicate_rank
     from events_explained
 

@@ -82,6 +82,14 @@ offsets as (
 
 ),
 
+directions as (
+
+    select 'rise' as direction
+    union all
+    select 'drop' as direction
+
+),
+
 level_intervals as (
 
     select
@@ -106,17 +114,17 @@ level_intervals as (
     union all
 
     select
-        scored.meter_id,
+        scored.meter_id as subject_id,
         scored.enterprise_id,
-        'suspension_violation',
-        'rise',
-        scored.reading_at,
-        scored.load_kw,
-        settings.suspension_load_ratio * scored.contracted_capacity_kw,
-        scored.load_kw / (settings.suspension_load_ratio * scored.contracted_capacity_kw),
-        scored.contracted_capacity_kw,
-        null,
-        null,
+        'suspension_violation' as rule,
+        'rise' as direction,
+        scored.reading_at as interval_at,
+        scored.load_kw as observed_value,
+        settings.suspension_load_ratio * scored.contracted_capacity_kw as threshold_value,
+        scored.load_kw / (settings.suspension_load_ratio * scored.contracted_capacity_kw) as magnitude,
+        scored.contracted_capacity_kw as reference_value,
+        null as before_value,
+        null as after_value,
         scored.previous_read_at
     from scored
     cross join settings
@@ -177,7 +185,7 @@ window_intervals as (
     inner join thresholds
         on scored.meter_id = thresholds.meter_id
         and scored.reading_date = thresholds.reading_date
-    cross join (select 'rise' as direction union all select 'drop') as directions
+    cross join directions
     inner join offsets
         on offsets.interval_offset < {{ window }}
     where (directions.direction = 'rise' and scored.rise_score > thresholds.rise_threshold)

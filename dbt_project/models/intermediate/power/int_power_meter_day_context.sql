@@ -278,7 +278,7 @@ distances_ranked as (
     select
         distances.*,
         row_number() over (
-            partition by meter_id, reading_date order by distance, history_date desc
+            partition by meter_id, reading_date order by distance asc, history_date desc
         ) as similarity_rank,
         min(distance) over (partition by meter_id, reading_date) as nearest_distance
     from distances

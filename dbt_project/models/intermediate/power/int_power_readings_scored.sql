@@ -355,7 +355,7 @@ windows as (
         lead(paired_count, {{ window - 1 }}) over by_meter - coalesce(lag(paired_count, 1) over by_meter, 0) as window_readings,
         -- the mean of the usable readings at this interval and the one before (one missing reading is no gap)
         (relative_sum - coalesce(lag(relative_sum, 2) over by_meter, 0))
-            / nullif(relative_count - coalesce(lag(relative_count, 2) over by_meter, 0), 0) as pair_mean_kw,
+        / nullif(relative_count - coalesce(lag(relative_count, 2) over by_meter, 0), 0) as pair_mean_kw,
         coalesce(lag(load_sum, 1) over by_meter, 0) - coalesce(lag(load_sum, {{ window + 1 }}) over by_meter, 0) as before_load_sum,
         coalesce(lag(usual_sum, 1) over by_meter, 0) - coalesce(lag(usual_sum, {{ window + 1 }}) over by_meter, 0) as before_usual_sum,
         coalesce(lag(paired_count, 1) over by_meter, 0) - coalesce(lag(paired_count, {{ window + 1 }}) over by_meter, 0) as before_readings,
@@ -453,7 +453,7 @@ window_tolerances as (
         {{ over_neighbours('least', 'usual_versus_after', tolerance) }} as usual_drop_after,
         -- the tolerance needs every start within it judged (a gap near a shift start hides the usual step)
         {{ neighbours_all_present(['judged_usual_kw', 'usual_versus_before', 'usual_versus_after'], tolerance) }}
-        as has_full_tolerance
+            as has_full_tolerance
     from window_logs
     window by_meter as (partition by window_logs.meter_id order by interval_at)
 

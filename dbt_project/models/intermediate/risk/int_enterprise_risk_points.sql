@@ -109,7 +109,7 @@ risk_dates as (
     select distinct reading_date as risk_date
     from power_readings
     {% if rebuild is not none %}
-    where reading_date >= (select min(from_date) from ({{ rebuild }}) as rebuild)
+    where reading_date >= (select min(rebuild.from_date) from ({{ rebuild }}) as rebuild)
     {% endif %}
 
 ),
@@ -306,22 +306,22 @@ measured_items as (
     select enterprise_id, risk_date, item, cast(null as double precision) as item_value, match_value
     from profile_items
     union all
-    select enterprise_id, risk_date, item, cast(item_value as double precision), cast(null as varchar)
+    select enterprise_id, risk_date, item, cast(item_value as double precision) as item_value, cast(null as varchar) as match_value
     from inspection_items
     union all
-    select enterprise_id, risk_date, item, cast(item_value as double precision), cast(null as varchar)
+    select enterprise_id, risk_date, item, cast(item_value as double precision) as item_value, cast(null as varchar) as match_value
     from equipment_items
     union all
-    select enterprise_id, risk_date, item, cast(item_value as double precision), cast(null as varchar)
+    select enterprise_id, risk_date, item, cast(item_value as double precision) as item_value, cast(null as varchar) as match_value
     from hazard_items
     union all
-    select enterprise_id, risk_date, item, cast(null as double precision), match_value
+    select enterprise_id, risk_date, item, cast(null as double precision) as item_value, match_value
     from weather_items
     union all
-    select enterprise_id, risk_date, item, cast(item_value as double precision), cast(null as varchar)
+    select enterprise_id, risk_date, item, cast(item_value as double precision) as item_value, cast(null as varchar) as match_value
     from geohazard_items
     union all
-    select enterprise_id, risk_date, item, cast(item_value as double precision), cast(null as varchar)
+    select enterprise_id, risk_date, item, cast(item_value as double precision) as item_value, cast(null as varchar) as match_value
     from monitoring_items
 
 ),

@@ -185,7 +185,7 @@ silent_meters as (
         cast(null as timestamp with time zone) as ended_at,
         0 as readings,
         'the meter has not read since (replaced, removed or out of reach) while the feed read until '
-            || cast(feed_last_reading_at as varchar) as detail
+        || cast(feed_last_reading_at as varchar) as detail
     from meter_last_readings
     where reading_at <= feed_last_reading_at - interval '1 hour'
 
@@ -237,16 +237,16 @@ unjudged_days as (
         || case
             when day_context.level_kw is null
                 then 'fewer than ' || cast(settings.min_level_days as varchar) || ' complete days of history ('
-                    || cast(day_context.complete_history_days as varchar) || ')'
+                || cast(day_context.complete_history_days as varchar) || ')'
             when day_context.similar_days < settings.min_similar_days
                 then 'fewer than ' || cast(settings.min_similar_days as varchar) || ' similar days ('
-                    || cast(day_context.similar_days as varchar) || ')'
+                || cast(day_context.similar_days as varchar) || ')'
             when suspension_days.day_factor not between settings.min_day_factor and settings.max_day_factor
                 then 'the day''s load is ' || {{ number_text('suspension_days.day_factor', 2) }}
-                    || 'x its similar days'' as a whole: an unusual day (a plant mostly at rest, a meter reading a part)'
+                || 'x its similar days'' as a whole: an unusual day (a plant mostly at rest, a meter reading a part)'
             when day_context.kind_history_days < settings.min_kind_days
                 then 'fewer than ' || cast(settings.min_kind_days as varchar) || ' complete days of its kind ('
-                    || day_context.day_kind || ', ' || cast(day_context.kind_history_days as varchar) || ')'
+                || day_context.day_kind || ', ' || cast(day_context.kind_history_days as varchar) || ')'
             else 'a production-suspension order is in force or ended within '
                 || cast(settings.lookback_days as varchar) || ' days (its history is not normal operation)'
         end as detail

@@ -38,11 +38,11 @@ incidents_to_aggregate as (
 channel_targets as (
 
     select
-        channel,
         {% for interval in intervals %}
         max(case when interval_name = '{{ interval }}' then target_seconds end)
-            as {{ interval }}_target_seconds{{ "," if not loop.last }}
+            as {{ interval }}_target_seconds,
         {% endfor %}
+        channel
     from targets
     group by channel
 
@@ -55,7 +55,6 @@ scored as (
         incidents.town_code,
         incidents.channel,
         incidents.event_category,
-        incidents.has_dispatch,
         {% for interval in intervals %}
         incidents.{{ interval }}_seconds,
         channel_targets.{{ interval }}_target_seconds,
@@ -65,8 +64,9 @@ scored as (
             when incidents.{{ interval }}_seconds <= channel_targets.{{ interval }}_target_seconds
                 then 1.0
             else 0.0
-        end as {{ interval }}_within_target{{ "," if not loop.last }}
+        end as {{ interval }}_within_target,
         {% endfor %}
+        incidents.has_dispatch
     from incidents_to_aggregate as incidents
     left join channel_targets
         on incidents.channel = channel_targets.channel
