@@ -22,27 +22,7 @@ class BuildRun:
 def simulate_process(day: dt.date, scale: float) -> float:
     """``edw simulate`` of one day in a process of its own (the world is not the pipeline: its memory
     is not the pipeline's); its seconds."""
-    import subprocess
-    import sys
-
-    started = time.perf_counter()
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "emergency_dw.cli",
-            "simulate",
-            "--date",
-            day.isoformat(),
-            "--scale",
-            str(scale),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"bench: simulating {day} failed:\n{(done.stdout + done.stderr)[-3000:]}")
-    return time.perf_counter() - started
+    return simulate_days(day, 1, scale)
 
 
 def simulate_days(first: dt.date, days: int, scale: float) -> float:
