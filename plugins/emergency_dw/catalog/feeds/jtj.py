@@ -14,6 +14,7 @@ FEEDS: tuple[Feed, ...] = (
         primary_key=("segment_id",),
         snapshot=True,
         rows_per_day=130,
+        name_noun_zh="路",
         columns=(
             key("segment_id"),
             string("road_name", nullable=False),

@@ -19,6 +19,7 @@ FEEDS: tuple[Feed, ...] = (
         primary_key=("enterprise_id",),
         snapshot=True,
         rows_per_day=6_800,
+        name_noun_zh="实业有限公司",
         columns=(
             key("enterprise_id"),
             string("uscc", nullable=False),

@@ -14,6 +14,7 @@ FEEDS: tuple[Feed, ...] = (
         primary_key=("school_id",),
         snapshot=True,
         rows_per_day=260,
+        name_noun_zh="学校",
         columns=(
             key("school_id"),
             string("name", nullable=False),

@@ -15,6 +15,7 @@ FEEDS: tuple[Feed, ...] = (
         primary_key=("shelter_id",),
         snapshot=True,
         rows_per_day=310,
+        name_noun_zh="避灾安置点",
         columns=(
             key("shelter_id"),
             string("name", nullable=False),

@@ -70,6 +70,7 @@ FEEDS: tuple[Feed, ...] = (
         primary_key=("room_id",),
         snapshot=True,
         rows_per_day=240,
+        name_noun_zh="地下配电房",
         columns=(
             key("room_id"),
             string("name", nullable=False),

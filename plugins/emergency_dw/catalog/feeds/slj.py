@@ -15,6 +15,7 @@ FEEDS: tuple[Feed, ...] = (
         primary_key=("reservoir_id", "observed_at"),
         event_time="observed_at",
         rows_per_day=3_360,
+        name_noun_zh="水库",
         columns=(
             key("reservoir_id"),
             string("name", nullable=False),
@@ -40,6 +41,7 @@ FEEDS: tuple[Feed, ...] = (
         primary_key=("point_id",),
         snapshot=True,
         rows_per_day=220,
+        name_noun_zh="山洪监测点",
         columns=(
             key("point_id", source_name="监测点编号"),
             string("name", nullable=False, source_name="监测点名称"),

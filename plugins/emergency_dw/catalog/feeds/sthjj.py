@@ -15,6 +15,7 @@ FEEDS: tuple[Feed, ...] = (
         snapshot=True,
         encoding="gb18030",
         rows_per_day=1_100,
+        name_noun_zh="有限公司",
         columns=(
             key("boiler_id", source_name="锅炉编号"),
             key("enterprise_id", source_name="企业编号"),

@@ -14,6 +14,7 @@ FEEDS: tuple[Feed, ...] = (
         primary_key=("dealer_id",),
         snapshot=True,
         rows_per_day=190,
+        name_noun_zh="化工贸易有限公司",
         columns=(
             key("dealer_id"),
             string("name", nullable=False),

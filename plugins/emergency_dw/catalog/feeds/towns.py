@@ -12,7 +12,11 @@ FEEDS: tuple[Feed, ...] = (
         "towns",
         "Daily incident reports from each town (one workbook per town per day)",
         FileDrop(
-            folder="towns/town_incident_reports", format="xlsx", pattern="*_突发事件报告_*.xlsx", sheet="事件"
+            folder="towns/town_incident_reports",
+            format="xlsx",
+            pattern="*_突发事件报告_*.xlsx",
+            sheet="事件",
+            per_town=True,
         ),
         primary_key=("report_id",),
         event_time="reported_at",
