@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from emergency_dw import catalog
@@ -81,6 +82,20 @@ def test_public_contracts_of_key_feeds():
     assert dispatch.primary_key == ("incident_id", "unit_id")
     assert all(dispatch.column(c).nullable for c in ("en_route_at", "on_scene_at", "cleared_at"))
     assert catalog.get_feed("rescuers").pii_columns == ["name", "id_number", "phone"]
+
+
+def test_a_file_per_town_is_declared_on_the_feed_and_checked():
+    from emergency_dw.catalog import FileDrop
+    from emergency_dw.catalog.columns import key, updated_at
+
+    assert [f.name for f in catalog.FEEDS if getattr(f.connector, "per_town", False)] == [
+        "town_incident_reports"
+    ]
+    with pytest.raises(ValueError, match=r"per_town needs a pattern with two \*"):
+        FileDrop(folder="towns/x", format="csv", pattern="x_*.csv", per_town=True)
+    drop = FileDrop(folder="towns/x", format="csv", pattern="*_x_*.csv", per_town=True)
+    with pytest.raises(ValueError, match="x: a file per town needs a town_code column"):
+        catalog.Feed("x", "towns", "X", drop, ("x_id",), (key("x_id"), updated_at()), rows_per_day=1)
 
 
 def test_unknown_feed_error_says_where_to_look():

@@ -8,11 +8,19 @@ from emergency_dw import catalog
 from emergency_dw.pipeline import suites
 
 
-def test_every_feed_has_a_suite_in_step_with_the_catalog():
+def test_every_suite_file_is_a_feeds_and_in_step_with_the_catalog():
+    names = {feed.name for feed in catalog.FEEDS}
+    files = sorted(suites.expectations_dir().glob("*.json"))
+    assert files, "expectations/ holds the hand-written rules"
+    strays = [path.name for path in files if path.stem not in names]
+    assert not strays, f"suites of no catalog feed: {strays}"
     for feed in catalog.FEEDS:
         path = suites.suite_path(feed)
-        assert path.exists(), f"run `edw expectations --write` to create {path.name}"
+        if not path.exists():
+            assert suites.load_suite(feed)["rules"] == []  # the catalog's rules alone
+            continue
         on_disk = json.loads(path.read_text(encoding="utf-8"))
+        assert on_disk["feed"] == feed.name
         assert on_disk["generated_from_catalog"] == suites.catalog_rules(feed), (
             f"{path.name} is stale: edw expectations --write"
         )

@@ -4,8 +4,8 @@ Run once when a feed is added (``python tools/generate_staging.py``); the files 
 committed, and may be edited by hand afterwards (a model that exists is left alone unless --force).
 A staging model renames nothing the catalog already names well, hashes personal data, adds the local
 date of the event time, and keeps the latest version of each record (snapshots and updates arrive
-again in later batches). The two high-volume power feeds are never re-delivered, so they skip the
-version ranking.
+again in later batches), unless the catalog says the feed is never re-delivered
+(``redelivered=False``: the high-volume readings), which skips the version ranking.
 """
 
 from __future__ import annotations

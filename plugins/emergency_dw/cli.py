@@ -402,14 +402,23 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
 def cmd_expectations(args: argparse.Namespace) -> int:
     from .pipeline import suites
 
+    wrote = 0
     for feed in catalog.all_feeds():
         suite = suites.load_suite(feed)
-        if args.write:
+        on_disk = suites.suite_path(feed).exists()
+        if (
+            args.write and on_disk
+        ):  # a feed without a file has no hand-written rules: the catalog's are its suite
             suites.write_suite(feed)
+            wrote += 1
         generated, written = len(suite["generated_from_catalog"]), len(suite["rules"])
-        console.print(f"{feed.name:34} {generated:3} generated  {written:2} hand-written")
+        where = "" if on_disk else "  (no suite file: the catalog's rules only)"
+        console.print(f"{feed.name:34} {generated:3} generated  {written:2} hand-written{where}")
     if args.write:
-        console.print(f"wrote {len(catalog.all_feeds())} suites to {suites.expectations_dir()}")
+        console.print(
+            f"wrote {wrote} suites to {suites.expectations_dir()} (a new feed's: create "
+            '<feed>.json with {"feed": ..., "rules": [...]}, then run this again)'
+        )
     return 0
 
 
@@ -953,7 +962,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_quarantine)
 
     p = sub.add_parser(
-        "expectations", help="the feeds' expectation suites (--write regenerates their catalog part)"
+        "expectations",
+        help="the feeds' expectation suites (--write regenerates the catalog part of expectations/*.json)",
     )
     p.add_argument("--write", action="store_true")
     p.set_defaults(func=cmd_expectations)

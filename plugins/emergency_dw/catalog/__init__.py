@@ -1,8 +1,15 @@
-"""The source catalog: every feed declared once (see ``feeds.py``)."""
+"""The source catalog: every feed declared once.
+
+``departments.py`` lists who delivers; ``feeds/<dept>.py`` declares each department's feeds (with the
+shorthands of ``columns.py`` and ``connections.py``); ``model.py`` is the vocabulary (Feed, Column, the
+connectors); ``references.py`` the code lists columns are checked against. Import from here:
+``FEEDS``, ``DEPARTMENTS``, ``all_feeds()``, ``get_feed(name)``, ``department(code)``.
+"""
 
 from __future__ import annotations
 
-from .feeds import DEPARTMENTS, FEEDS
+from .departments import DEPARTMENTS
+from .feeds import FEEDS
 from .model import Column, Department, Feed, FileDrop, HttpJson, Sql
 from .references import EVENT_TYPES, INDUSTRIES, TOWNS
 

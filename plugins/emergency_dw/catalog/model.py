@@ -78,7 +78,17 @@ class FileDrop:
     format: FileFormat
     pattern: str
     sheet: str | None = None
+    # Each town drops its own file of the day: the pattern's first ``*`` is the town's name, its second the
+    # day (``*_突发事件报告_*.xlsx``). Otherwise one file a day, the pattern's ``*`` the day.
+    per_town: bool = False
     kind: ConnectorKind = "file_drop"
+
+    def __post_init__(self) -> None:
+        if self.per_town and self.pattern.count("*") != 2:
+            raise ValueError(
+                f"file drop {self.folder}: per_town needs a pattern with two * (the town, then the day), "
+                f"not {self.pattern!r}"
+            )
 
 
 Connector = HttpJson | Sql | FileDrop
@@ -110,6 +120,9 @@ class Feed:
     encoding: str = "utf-8"
     description: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
+    # What a record is called, in Chinese, at the end of its name (学校, 避灾安置点, 有限公司): the simulator
+    # makes up names such as 灵溪人民学校1 with it (点, a site, when empty). Only feeds with a name column.
+    name_noun_zh: str = ""
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
@@ -122,6 +135,8 @@ class Feed:
         for ref in (self.incremental_field, self.event_time, *ordered):
             if ref is not None and ref not in names:
                 raise ValueError(f"feed {self.name}: column {ref!r} is not declared")
+        if getattr(self.connector, "per_town", False) and "town_code" not in names:
+            raise ValueError(f"feed {self.name}: a file per town needs a town_code column")
 
     @property
     def connector_kind(self) -> ConnectorKind:

@@ -7,7 +7,7 @@ import csv
 import io
 from pathlib import Path
 
-from .feeds import DEPARTMENTS
+from .departments import DEPARTMENTS
 from .references import EVENT_TYPES, INDUSTRIES, TOWNS
 
 

@@ -1,11 +1,12 @@
 """Each feed's expectation suite: rules generated from the catalog plus hand-written domain rules.
 
-A suite lives in ``expectations/<feed>.json``::
+A feed's hand-written rules live in ``expectations/<feed>.json``::
 
     {"feed": ..., "generated_from_catalog": [rule, ...], "rules": [rule, ...]}
 
 ``generated_from_catalog`` is rewritten by ``edw expectations --write`` (never edit it by hand: change
-the catalog); ``rules`` is reviewed, hand-written code. A rule is
+the catalog; it is there for review, the pipeline derives it afresh); ``rules`` is reviewed, hand-written
+code. A feed without a file is validated by the catalog's rules alone (a new feed needs none to run). A rule is
 ``{"name", "expectation", "kwargs", "severity", "description"}`` where ``expectation`` is a Great
 Expectations 1.x expectation type and ``severity`` one of:
 
@@ -186,7 +187,7 @@ def load_suite(feed: Feed) -> dict:
 
 
 def write_suite(feed: Feed) -> Path:
-    """Rewrite the generated part of a feed's suite file, keeping its hand-written rules."""
+    """Rewrite (or create) the generated part of a feed's suite file, keeping its hand-written rules."""
     suite = load_suite(feed)
     path = suite_path(feed)
     path.parent.mkdir(parents=True, exist_ok=True)

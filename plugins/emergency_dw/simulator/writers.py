@@ -177,7 +177,7 @@ def file_name(feed: Feed, day: dt.date, prefix: str = "") -> str:
 def write_drop(sources_dir: Path, feed: Feed, day: dt.date, frame: pd.DataFrame) -> list[Path]:
     connector = feed.connector
     folder = drop_dir(sources_dir, feed)
-    if feed.name == "town_incident_reports":
+    if connector.per_town:  # type: ignore[union-attr]
         groups = [(TOWN_NAME.get(code, code), part) for code, part in frame.groupby("town_code", sort=True)]
     else:
         groups = [("", frame)]

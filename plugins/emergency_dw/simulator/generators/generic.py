@@ -29,17 +29,7 @@ from ..common import (
 from ..world import TOWN_CODES, TOWN_LAT, TOWN_LON, TOWN_NAMES, TOWN_WEIGHTS
 from .base import DayOutput, SimContext, conform, generator
 
-NOUNS = {
-    "underground_power_rooms": "地下配电房",
-    "small_watershed_flood_points": "山洪监测点",
-    "flood_prone_roads": "路",
-    "shelters": "避灾安置点",
-    "schools": "学校",
-    "hazardous_chemical_dealers": "化工贸易有限公司",
-    "reservoir_levels": "水库",
-    "boiler_inventory": "有限公司",
-    "industrial_enterprise_catalogue": "实业有限公司",
-}
+NOUN = "点"  # a site: the end of a made-up name when the feed declares no name_noun_zh
 ROADS = list("人民解放建设新华中山江滨环城府前学府工业")
 
 
@@ -143,7 +133,7 @@ def generic_day(ctx: SimContext, day: dt.date, feed: Feed) -> DayOutput:
                 data[name] = later
             times[name] = pd.DatetimeIndex(data[name])
         elif name in ("name", "enterprise_name", "road_name"):
-            noun = NOUNS.get(feed.name, "点")
+            noun = feed.name_noun_zh or NOUN
             data[name] = [
                 f"{TOWN_NAMES[t]}{ROADS[k % len(ROADS)]}{noun}{k + 1}" for k, t in enumerate(town_idx)
             ]
