@@ -131,6 +131,7 @@ def ensure_masked_quarantine(warehouse, feed: Feed, readers: tuple[str, ...]) ->
             feed.name,
             AUDIT,
             masked_quarantine_view(feed),
+            columns=[c.name for c in QUARANTINE_COLUMNS],
             record_keys=sorted({c.header for c in pii} | {c.name for c in pii}),
             error_columns=[c.name for c in pii],
             readers=readers,
