@@ -191,6 +191,7 @@ def validate_and_load(landed: LandedBatch | dict, warehouse_url: str | None = No
 
 
 def _validate_and_load(warehouse_url: str, feed: Feed, landed: LandedBatch) -> BatchResult:
+    """Parse, resolve the rules, judge, start the audit record, split, load in one transaction, acknowledge."""
     started = time.perf_counter()
     delivered = pq.read_table(landed.path)
     parsed = parse_delivered(feed, delivered)
