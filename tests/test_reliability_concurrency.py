@@ -238,7 +238,7 @@ def test_two_batches_of_a_feed_committing_at_once_keep_the_higher_watermark(tmp_
     import pandas as pd
 
     from emergency_dw.catalog import get_feed
-    from emergency_dw.pipeline.ingest import _raise_watermark
+    from emergency_dw.pipeline.audit import raise_watermark
     from emergency_dw.pipeline.tables import ensure_pipeline_tables
     from emergency_dw.warehouse import connect
 
@@ -253,14 +253,14 @@ def test_two_batches_of_a_feed_committing_at_once_keep_the_higher_watermark(tmp_
         low = pd.Timestamp("2026-11-25T15:00:00Z")
         errors: list[BaseException] = []
         with first.transaction() as tx:
-            _raise_watermark(
+            raise_watermark(
                 tx, "alerts_110", high.to_pydatetime(), "alerts_110:2026-11-26", pd.Timestamp.now(tz="UTC")
             )
 
             def later() -> None:
                 try:
                     with second.transaction() as tx2:  # blocks on the first's row until it commits
-                        _raise_watermark(
+                        raise_watermark(
                             tx2,
                             "alerts_110",
                             low.to_pydatetime(),

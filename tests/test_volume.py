@@ -14,6 +14,7 @@ import pytest
 from emergency_dw import catalog
 from emergency_dw.pipeline import suites
 from emergency_dw.pipeline.ingest import BatchFailed, day_interval, ingest
+from emergency_dw.pipeline.pipeline_settings import row_count_band_settings
 from emergency_dw.pipeline.volume import band_from_rates
 from emergency_dw.reports import queries
 from emergency_dw.reports.pages import build_report_pages
@@ -37,7 +38,8 @@ def test_every_feed_expected_daily_has_a_generated_band_and_snapshots_none():
 
 @pytest.mark.parametrize("per_day", [0.5, 1, 2, 5, 12, 50, 400, 5000])
 def test_the_band_holds_an_ordinary_poisson_day_at_any_volume(per_day: float):
-    low, high = band_from_rates([per_day] * 7, 1, 0.2, 5.0)
+    band = row_count_band_settings()  # pipeline.toml: 0.2x..5x, widened by 3 standard deviations
+    low, high = band_from_rates([per_day] * 7, 1, band.low, band.high, band.chance_sigmas)
     # the chance of an ordinary (Poisson) day outside the band is under 1 in 200
     inside = sum(math.exp(k * math.log(per_day) - per_day - math.lgamma(k + 1)) for k in range(low, high + 1))
     outside = 1 - inside
@@ -45,7 +47,29 @@ def test_the_band_holds_an_ordinary_poisson_day_at_any_volume(per_day: float):
     if per_day >= 12:
         assert low > 0, "an empty day of a feed this busy fails"
     if per_day >= 400:
-        assert low >= 0.2 * per_day and high <= 5 * per_day + 1
+        assert low >= band.low * per_day and high <= band.high * per_day + 1
+
+
+def test_the_band_is_tuned_in_pipeline_toml_and_a_broken_file_says_what_is_missing(tmp_path, monkeypatch):
+    mine = tmp_path / "pipeline.toml"
+    mine.write_text(
+        "[row_count_band]\nbatches = 14\nlow = 0.5\nhigh = 2.0\nmin_history = 5\n"
+        "floor_from_rows_per_day = 10\nchance_sigmas = 4.0\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("EDW_PIPELINE_SETTINGS", str(mine))
+    rule = suites.row_count_rule(catalog.get_feed("dispatch_records"))
+    assert rule["history"] == {
+        "batches": 14,
+        "low": 0.5,
+        "high": 2.0,
+        "min_history": 5,
+        "floor_from_rows_per_day": 10,
+    }
+    assert "0.5x..2x the median of its last 14 loaded batches" in rule["description"]
+    mine.write_text("[row_count_band]\nbatches = 14\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"\[row_count_band\] lacks \['low'"):
+        row_count_band_settings()
 
 
 @pytest.fixture(scope="module")

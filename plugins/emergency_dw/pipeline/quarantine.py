@@ -1,4 +1,5 @@
-"""Quarantined rows: what is held and why, and replaying batches from the raw lake after a fix."""
+"""Quarantined rows: what is held and why, and replaying batches from the raw lake after a fix (a batch's
+rows are held as it loads: ``split.py``)."""
 
 from __future__ import annotations
 

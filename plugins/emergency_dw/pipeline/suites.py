@@ -35,14 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from ..catalog import Feed
+from .pipeline_settings import row_count_band_settings
 
 SEVERITIES = ("critical", "row", "warn")
 DAILY_SCHEDULES = ("@daily", "0 0 * * *")
 ROW_COUNT_RULE = "row_count_in_band"
-# The row-count band of a feed expected daily (the ``history`` of ``row_count_in_band``): rows per day within
-# low..high x the median of the last ``batches`` loaded batches once ``min_history`` exist; until then a
-# feed the catalog expects to send at least ``floor_from_rows_per_day`` rows a day must send one.
-DEFAULT_HISTORY = {"batches": 7, "low": 0.2, "high": 5.0, "min_history": 3, "floor_from_rows_per_day": 1000}
 
 
 def expectations_dir() -> Path:
@@ -69,8 +66,11 @@ def expected_daily(feed: Feed) -> bool:
 
 
 def row_count_rule(feed: Feed) -> dict:
-    """``row_count_in_band`` of a feed expected daily, from the catalog (``DEFAULT_HISTORY``)."""
-    h = DEFAULT_HISTORY
+    """``row_count_in_band`` of a feed expected daily, from the catalog and ``[row_count_band]`` of
+    ``pipeline.toml`` (its ``history``: rows per day within low..high x the median of the last ``batches``
+    loaded batches once ``min_history`` exist; until then a feed the catalog expects to send at least
+    ``floor_from_rows_per_day`` rows a day must send one)."""
+    h = row_count_band_settings().history()
     if feed.rows_per_day >= h["floor_from_rows_per_day"]:
         until = f"until {h['min_history']} exist, at least one row"
     else:

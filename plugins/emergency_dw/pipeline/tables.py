@@ -1,8 +1,12 @@
-"""The warehouse tables the pipeline writes: raw, quarantine and audit, derived from the catalog."""
+"""The warehouse tables the pipeline writes: raw, quarantine and audit, derived from the catalog, and their
+rows as Arrow tables typed as they load (``arrow_table``)."""
 
 from __future__ import annotations
 
 import logging
+
+import pandas as pd
+import pyarrow as pa
 
 from ..catalog import Feed
 from ..warehouse import ColumnSpec
@@ -109,6 +113,29 @@ WATERMARKS = [
 
 AUDIT_TABLES = ("batches", "batch_attempts", "validation_results", "watermarks")
 
+ARROW_TYPES = {
+    "string": pa.string(),
+    "integer": pa.int64(),
+    "float": pa.float64(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "json": pa.string(),
+}
+
+
+def column_array(frame: pd.DataFrame, spec: ColumnSpec) -> pa.Array:
+    """``frame``'s column ``spec`` (all nulls when it has none) as the Arrow array the pipeline loads."""
+    values = frame[spec.name] if spec.name in frame.columns else pd.Series([None] * len(frame))
+    if spec.type == "date":
+        values = values.astype(object).where(values.notna(), None)
+    return pa.array(values, type=ARROW_TYPES[spec.type], from_pandas=True)
+
+
+def arrow_table(frame: pd.DataFrame, columns: list[ColumnSpec]) -> pa.Table:
+    """``frame`` as an Arrow table of ``columns``, typed as the pipeline loads them."""
+    return pa.table([column_array(frame, spec) for spec in columns], names=[c.name for c in columns])
+
 
 def masked_quarantine_view(feed: Feed) -> str:
     """The auditors' view of ``quarantine.<feed>`` with personal fields masked (feeds with PII only)."""
@@ -131,6 +158,7 @@ def ensure_masked_quarantine(warehouse, feed: Feed, readers: tuple[str, ...]) ->
             feed.name,
             AUDIT,
             masked_quarantine_view(feed),
+            columns=[c.name for c in QUARANTINE_COLUMNS],
             record_keys=sorted({c.header for c in pii} | {c.name for c in pii}),
             error_columns=[c.name for c in pii],
             readers=readers,

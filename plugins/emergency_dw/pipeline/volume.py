@@ -2,12 +2,15 @@
 
 Once the feed has ``min_history`` loaded batches, the band is in rows per day of a batch's interval (a
 department's file may cover a month): ``low``..``high`` x the median rows per day of the last ``batches``
-loaded batches, times the days the batch covers, widened by ``CHANCE_SIGMAS`` standard deviations of a
+loaded batches, times the days the batch covers, widened by ``chance_sigmas`` standard deviations of a
 Poisson count so that the ordinary ups and downs of a small feed (3 weather warnings a day, or any feed
 at a small simulated ``--scale``) never fail a batch. Until then the catalog speaks: a feed expected
 daily whose ``rows_per_day`` is at least ``floor_from_rows_per_day`` must send at least one row (the
 catalog's figure is full volume; a feed of thousands of rows a day still sends some at a hundredth of
 them), and a smaller feed is not judged on its volume yet (a quiet day may truly hold none).
+
+The numbers are ``[row_count_band]`` of ``pipeline.toml``, where their meaning is written; a suite's rule
+may give its own ``history``.
 """
 
 from __future__ import annotations
@@ -20,9 +23,8 @@ import numpy as np
 import pandas as pd
 
 from ..catalog import Feed
-from .suites import DEFAULT_HISTORY, expected_daily
-
-CHANCE_SIGMAS = 3.0  # a count this many standard deviations off its mean: about 1 day in 700 by chance alone
+from .pipeline_settings import row_count_band_settings
+from .suites import expected_daily
 
 
 @dataclass
@@ -42,13 +44,16 @@ def interval_days(start, end) -> float:
     return max(1.0, round((pd.Timestamp(end) - pd.Timestamp(start)) / pd.Timedelta(days=1)))
 
 
-def band_from_rates(rates: list[float], days: float, low: float, high: float) -> tuple[int, int]:
+def band_from_rates(
+    rates: list[float], days: float, low: float, high: float, chance_sigmas: float
+) -> tuple[int, int]:
     """Bounds for a batch of ``days`` from the earlier batches' rows per day: ``low``/``high`` x the
-    expected count, widened for chance (a Poisson count's standard deviation is the root of its mean)."""
+    expected count, widened by ``chance_sigmas`` for chance (a Poisson count's standard deviation is the
+    root of its mean)."""
     expected = float(np.median(rates)) * days
-    spread = CHANCE_SIGMAS * math.sqrt(expected)
+    spread = chance_sigmas * math.sqrt(expected)
     lowest = max(0, math.floor(min(expected * low, expected - spread)))
-    highest = math.ceil(max(expected * high, expected + spread + CHANCE_SIGMAS))
+    highest = math.ceil(max(expected * high, expected + spread + chance_sigmas))
     return lowest, highest
 
 
@@ -70,13 +75,16 @@ def row_count_band(
     interval: tuple[dt.datetime, dt.datetime] | None,
 ) -> Band:
     """The band of one batch, from the feed's history when it has enough, else from the catalog."""
-    settings = {**DEFAULT_HISTORY, **history}
+    configured = row_count_band_settings()
+    settings = {**configured.history(), **history}
     rates = recent_rates(warehouse, feed, batch_id, int(settings["batches"]))
     days = interval_days(*interval) if interval else 1.0
     span = f" over {days:g} days" if days != 1 else ""
     needed = int(settings["min_history"])
     if len(rates) >= needed:
-        low, high = band_from_rates(rates, days, float(settings["low"]), float(settings["high"]))
+        low, high = band_from_rates(
+            rates, days, float(settings["low"]), float(settings["high"]), configured.chance_sigmas
+        )
         per_day = float(np.median(rates))
         return Band(
             low, high, f"(band {low}..{high}{span}: median {per_day:,.1f} a day of {len(rates)} batches)"

@@ -7,7 +7,8 @@ row and reason, but with those fields' values replaced by ``***`` (a missing or 
 so "required value missing" still reads right) and every reason about them reduced to its column.
 On Postgres the view is granted to the roles given (the readers of ``audit``) that exist; DuckDB has no roles,
 and gets the same view (its file's readers read the view, and the quarantine table itself holds personal
-fields only as salted hashes: see ``pipeline/ingest.py``).
+fields only as salted hashes: see ``pipeline/split.py``). The view has the quarantine table's columns, in
+its order, as the caller declares them (``pipeline/tables.py``'s ``QUARANTINE_COLUMNS``).
 
 Identifiers and literals are quoted here (a view cannot take bind parameters); they come from the
 catalog, never from delivered data.
@@ -37,6 +38,7 @@ def masked_view_sql(
     source_table: str,
     view_schema: str,
     view_name: str,
+    columns: Sequence[str],
     record_keys: Sequence[str],
     error_columns: Sequence[str],
 ) -> str:
@@ -57,7 +59,7 @@ def masked_view_sql(
         f"{quote_literal(': ' + MASK + ' (personal data masked)')}) else to_jsonb(e) end order by n), "
         "'[]'::jsonb) from jsonb_array_elements_text(_errors) with ordinality as t(e, n)) end"
     )
-    return _view_sql(source_schema, source_table, view_schema, view_name, record, errors)
+    return _view_sql(source_schema, source_table, view_schema, view_name, columns, record, errors)
 
 
 def duckdb_masked_view_sql(
@@ -65,6 +67,7 @@ def duckdb_masked_view_sql(
     source_table: str,
     view_schema: str,
     view_name: str,
+    columns: Sequence[str],
     record_keys: Sequence[str],
     error_columns: Sequence[str],
 ) -> str:
@@ -81,17 +84,31 @@ def duckdb_masked_view_sql(
         f"case when {personal} then split_part(e, ':', 1) || {quote_literal(': ' + MASK + ' (personal data masked)')} "
         "else e end)) end"
     )
-    return _view_sql(source_schema, source_table, view_schema, view_name, record, errors)
+    return _view_sql(source_schema, source_table, view_schema, view_name, columns, record, errors)
 
 
 def _view_sql(
-    source_schema: str, source_table: str, view_schema: str, view_name: str, record: str, errors: str
+    source_schema: str,
+    source_table: str,
+    view_schema: str,
+    view_name: str,
+    columns: Sequence[str],
+    record: str,
+    errors: str,
 ) -> str:
-    """The masked view over the quarantine table, given the SQL of its masked ``_record`` and ``_errors``."""
+    """The masked view over the quarantine table (``columns``, in order), given the SQL of its masked
+    ``_record`` and ``_errors``; every other column is shown as it is."""
+    masked = {
+        "_errors": f"{errors} as _errors",
+        "_record": f"case when _record is null then null else {record} end as _record",
+    }
+    missing = masked.keys() - set(columns)
+    if missing:
+        raise ValueError(f"the quarantine table's columns {list(columns)} lack {sorted(missing)}")
+    select = ", ".join(masked.get(column, column) for column in columns)
     return (
-        f"create or replace view {qualified(view_schema, view_name)} as select _batch_id, _row, "
-        f"_failed_rules, {errors} as _errors, case when _record is null then null else {record} end "
-        f"as _record, _quarantined_at, _source from {qualified(source_schema, source_table)}"
+        f"create or replace view {qualified(view_schema, view_name)} as select {select} "
+        f"from {qualified(source_schema, source_table)}"
     )
 
 
@@ -106,6 +123,7 @@ def ensure_masked_view(
     source_table: str,
     view_schema: str,
     view_name: str,
+    columns: Sequence[str],
     record_keys: Sequence[str],
     error_columns: Sequence[str],
     readers: Sequence[str],
@@ -117,7 +135,7 @@ def ensure_masked_view(
         return _ensure_duckdb_view(
             warehouse,
             duckdb_masked_view_sql(
-                source_schema, source_table, view_schema, view_name, record_keys, error_columns
+                source_schema, source_table, view_schema, view_name, columns, record_keys, error_columns
             ),
             source_table,
             view_schema,
@@ -126,7 +144,7 @@ def ensure_masked_view(
     if warehouse.dialect != "postgres":
         return False
     definition = masked_view_sql(
-        source_schema, source_table, view_schema, view_name, record_keys, error_columns
+        source_schema, source_table, view_schema, view_name, columns, record_keys, error_columns
     )
     granted = sorted(existing_roles(warehouse, readers))
     signature = json.dumps({"sql": hashlib.sha256(definition.encode()).hexdigest()[:16], "readers": granted})
