@@ -84,7 +84,6 @@ LONGEST_FIRST = (
     "test_reliability_concurrency",
     "test_dags",
     "test_airflow_ui",
-    "test_add_feed",
 )
 
 
