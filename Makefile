@@ -6,8 +6,6 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
-# the tests run in two processes (tests/conftest.py says how they are split); TEST_WORKERS=0 runs them in one
-TEST_WORKERS ?= 2
 
 .PHONY: run test browser lint format bench simulate serve catalog airflow lock clean
 
@@ -25,7 +23,7 @@ test: $(STAMP) browser  ## lint, then every test (needs Postgres at EDW_TEST_POS
 	$(VENV)/bin/ruff format --check plugins dags tests
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/sqlfluff lint dbt_project
-	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(ARGS)
+	$(VENV)/bin/pytest $(ARGS)
 
 browser:  ## Debian's chromium and a CJK font for the browser checks (installed when missing, as root)
 	@{ command -v chromium >/dev/null 2>&1 && [ -n "$$(fc-list :lang=zh family 2>/dev/null)" ]; } || { \

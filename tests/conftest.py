@@ -60,44 +60,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     sys.stderr.write("\nWARNING: " + message + "\nTests marked 'postgres' will be skipped.\n")
 
 
-# `make test` runs the tests in two processes (pytest-xdist, `--dist loadgroup --no-loadscope-reorder`). A test
-# file is one unit of work, so its module fixtures are built once, in one process; files that share a fixed
-# resource are one unit: the session's `edw run` (built once, read by three files) and the cluster's roles
-# (roles.sql alters them; two sessions altering one role at once fail with "tuple concurrently updated").
-SHARED_UNITS = {
-    "test_bi_queries": "edw_run",
-    "test_reports": "edw_run",
-    "test_run_summary": "edw_run",
-    "test_roles": "cluster_roles",
-    "test_grants": "cluster_roles",
-}
-# The longest units start first, so that neither process is left with a long one at the end (measured
-# with --durations; the rest keep their file order).
-LONGEST_FIRST = (
-    "test_bench",
-    "test_marts_power",
-    "test_marts_history",
-    "edw_run",
-    "test_reliability_airflow",
-    "test_marts_response",
-    "test_evaluate_real_curves",
-    "test_reliability_concurrency",
-    "test_dags",
-    "test_airflow_ui",
-)
-
-
-def _unit(item: pytest.Item) -> str:
-    module = item.path.stem
-    return SHARED_UNITS.get(module, module)
-
-
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(_unit(item)))
-    rank = {unit: position for position, unit in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(_unit(item), len(rank)))  # stable: file order otherwise
     problem = getattr(config, "_edw_postgres_problem", None)
     if problem is None:
         return
@@ -185,17 +148,6 @@ def api_server(simulated: Path, tmp_path_factory: pytest.TempPathFactory):
 
 # What the reliability tests tried and survived, reported at the end of the run.
 RELIABILITY: Counter = Counter()
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    workeroutput = getattr(session.config, "workeroutput", None)  # set in an xdist worker
-    if workeroutput is not None:
-        workeroutput["edw_reliability"] = dict(RELIABILITY)
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node, error) -> None:
-    RELIABILITY.update(getattr(node, "workeroutput", {}).get("edw_reliability", {}))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
