@@ -120,6 +120,66 @@ def dbt_environment(warehouse_url: str | None = None) -> dict[str, str]:
     return env
 
 
+# dbt parses the project (about 10 s) at an invocation whose warehouse its partial parse has not seen: the
+# parse is keyed on the connection, so each fresh warehouse costs a full parse. A process that builds several
+# warehouses of one kind (the benchmark, the tests) parses once per what the parse depends on: the target,
+# the database name (relations are rendered with it), the personal-data salt, --vars and the project's files.
+_PARSED: dict[tuple, object] = {}
+_PARSED_KEPT = 4  # manifests of a process (about 20 MB each): the latest
+_PARSING_COMMANDS = {"build", "run", "test", "seed", "compile", "docs", "ls", "list", "show"}
+
+
+def _project_state() -> str:
+    """A fingerprint of the dbt project's files (path, size and mtime; dbt's output and logs left out)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(DBT_PROJECT.rglob("*")):
+        relative = path.relative_to(DBT_PROJECT)
+        if relative.parts[0] in ("target", "logs", "dbt_packages") or not path.is_file():
+            continue
+        stat = path.stat()
+        digest.update(f"{relative}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _vars_of(args: list[str]) -> list[str]:
+    return ["--vars", args[args.index("--vars") + 1]] if "--vars" in args else []
+
+
+def _parse_key(args: list[str], env: dict[str, str]) -> tuple | None:
+    """What a parse of the project for ``dbt <args>`` in ``env`` depends on; None for commands that do not
+    read a parsed project (parse, debug, deps, clean) or choose their own."""
+    if not args or args[0] not in _PARSING_COMMANDS or "--state" in args:
+        return None
+    target = env["EDW_DBT_TARGET"]
+    database = Path(env["EDW_DUCKDB_PATH"]).stem if target == "duckdb" else env["EDW_PG_DATABASE"]
+    cli_vars = args[args.index("--vars") + 1] if "--vars" in args else ""
+    return (target, database, env.get(PII_SALT_ENV), cli_vars, _project_state())
+
+
+def _parsed_project(key: tuple | None, env: dict[str, str], args: list[str]):
+    """The manifest this process parsed for ``key`` (written to this warehouse's target directory, where
+    Cosmos and the reports read it), or None: dbt then parses as usual, and its manifest is kept."""
+    if key is None or key not in _PARSED:
+        return None
+    from dbt.parser.manifest import write_manifest
+
+    manifest = _PARSED[key]
+    write_manifest(manifest, env["DBT_TARGET_PATH"])
+    return manifest
+
+
+def _keep_parsed(key: tuple | None, outcome) -> None:
+    from dbt.contracts.graph.manifest import Manifest
+
+    if key is None or not isinstance(getattr(outcome, "result", None), Manifest):
+        return
+    _PARSED[key] = outcome.result
+    while len(_PARSED) > _PARSED_KEPT:
+        _PARSED.pop(next(iter(_PARSED)))
+
+
 def run_dbt(
     args: list[str],
     warehouse_url: str | None = None,
@@ -143,8 +203,16 @@ def run_dbt(
             finished += 1
             progress(finished, event.data.node_info.unique_id)
 
-    with temporary_environment(dbt_environment(warehouse_url)):
-        outcome = dbtRunner(callbacks=[on_event]).invoke(command)
+    env = dbt_environment(warehouse_url)
+    key = _parse_key(args, env)
+    with temporary_environment(env):
+        manifest = _parsed_project(key, env, args)
+        if manifest is None and key is not None:  # parse once, as its own step, and keep the manifest
+            options = ["--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT), "--quiet"]
+            parsed = dbtRunner().invoke(["parse", *options, *_vars_of(args)])  # its errors: the run's own
+            _keep_parsed(key, parsed)
+            manifest = _PARSED.get(key)
+        outcome = dbtRunner(manifest=manifest, callbacks=[on_event]).invoke(command)
     results = []
     for r in getattr(outcome.result, "results", None) or []:
         results.append(
