@@ -4,8 +4,9 @@
    Every row of such a model carries _built_at, the start of the dbt invocation that built it
    (run_started_at). A model's last build is the latest _built_at of its own rows; an upstream row built
    since then marks its date as touched (built_upstreams: relations with _built_at). For staging relations
-   (loaded_upstreams) a row loaded after the last build started, less an hour, marks its date (a batch that
-   committed while a build ran is taken in again rather than missed: a rebuild is idempotent). `queries`
+   (loaded_upstreams) a row loaded after the last build started, less load_margin() (var
+   load_commit_margin_minutes), marks its date (a batch that committed while a build ran is taken in again
+   rather than missed: a rebuild is idempotent). `queries`
    are further selects of one date column, for what the model reads through a join (the received date of
    an incident whose dispatch record was loaded since); `last_build_started()` is their watermark.
    Upstream relations name their date `date_column`.
@@ -39,7 +40,7 @@
     {%- endfor -%}
     {%- for upstream in loaded_upstreams -%}
         {%- do parts.append("select distinct cast(" ~ date_column ~ " as varchar) from " ~ upstream
-            ~ " where _loaded_at > " ~ last_build_started() ~ " - interval '1 hour'") -%}
+            ~ " where _loaded_at > " ~ last_build_started() ~ " - " ~ load_margin()) -%}
     {%- endfor -%}
     {%- for query in queries -%}
         {%- do parts.append("select distinct cast(changed_date as varchar) from (" ~ query ~ ") as changed (changed_date)") -%}
@@ -58,6 +59,12 @@
         {{ return(none) }}
     {%- endif -%}
     {{ return(run_query("select cast(max(_built_at) as varchar) from " ~ this).rows[0][0]) }}
+{%- endmacro %}
+
+{# How long before a model's last build started a batch may have been stamped and still committed after it
+   (SQL interval): dbt_project.yml's var load_commit_margin_minutes. #}
+{% macro load_margin() -%}
+    interval '{{ var('load_commit_margin_minutes') | int }} minutes'
 {%- endmacro %}
 
 {# The start of this model's last build (SQL): the watermark of changed_dates' queries. #}
@@ -120,7 +127,7 @@
             queries=[
                 "select alerts.received_date from " ~ alerts ~ " as alerts inner join " ~ dispatches
                 ~ " as dispatches on dispatches.incident_id = alerts.incident_id"
-                ~ " where dispatches._loaded_at > " ~ last_build_started() ~ " - interval '1 hour'",
+                ~ " where dispatches._loaded_at > " ~ last_build_started() ~ " - " ~ load_margin(),
                 counts_differ(this, 'count(*)', alerts, 'count(*)', 'received_date'),
             ],
             date_column='received_date')) }}
@@ -220,7 +227,7 @@
         {{ return(none) }}
     {%- endif -%}
     {%- set built_since = "cast('" ~ watermark ~ "' as timestamp with time zone)" -%}
-    {%- set loaded_since = built_since ~ " - interval '1 hour'" -%}
+    {%- set loaded_since = built_since ~ " - " ~ load_margin() -%}
     {%- set all_dates = "cast('0001-01-01' as date), cast('9999-12-31' as date)" -%}
     {%- set snapshot_versions = [] -%}
     {%- for department, feed, key, owner in [
