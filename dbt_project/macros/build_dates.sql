@@ -164,6 +164,22 @@
     {%- endif -%}
 {%- endmacro %}
 
+{# The same dates as a range of the timestamp their local date is taken from (the first's start to the day
+   after the last), for a filter on a staging view of a big raw table beside in_build_dates: on Postgres an
+   index on the raw timestamp answers it, and a build reads the days it rebuilds, not every day ever loaded.
+   None: true; no date: false. #}
+{% macro in_build_days(timestamp_column, dates) -%}
+    {%- if dates is none -%}
+        true
+    {%- elif dates | length == 0 -%}
+        false
+    {%- else -%}
+        {%- set last = modules.datetime.datetime.strptime(dates[-1], '%Y-%m-%d') -%}
+        {%- set after = (last + modules.datetime.timedelta(days=1)).strftime('%Y-%m-%d') -%}
+        ({{ timestamp_column }} >= {{ local_day_start(dates[0]) }} and {{ timestamp_column }} < {{ local_day_start(after) }})
+    {%- endif -%}
+{%- endmacro %}
+
 {# Pre-hook of such a model: delete the rows of the dates it is about to rebuild (nothing on a full build;
    an empty hook is skipped). #}
 {% macro delete_build_dates(dates, column='reading_date') -%}

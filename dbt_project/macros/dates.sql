@@ -11,6 +11,20 @@
     cast(({{ column }} at time zone 'Asia/Shanghai') as date)
 {%- endmacro %}
 
+{# The instant a local day ('YYYY-MM-DD') starts, a timestamp with time zone: the bound of a range on a raw
+   timestamp, which an index or a partition's bounds can answer (a filter on local_date() of it cannot). #}
+{% macro local_day_start(day) -%}
+    {{ return(adapter.dispatch('local_day_start', 'emergency_dw')(day)) }}
+{%- endmacro %}
+
+{% macro default__local_day_start(day) -%}
+    timezone('Asia/Shanghai', cast('{{ day }}' as timestamp))
+{%- endmacro %}
+
+{% macro postgres__local_day_start(day) -%}
+    (cast('{{ day }}' as timestamp) at time zone 'Asia/Shanghai')
+{%- endmacro %}
+
 {# Seconds between two timestamps (null when either is null). #}
 {% macro seconds_between(start_column, end_column) -%}
     {{ return(adapter.dispatch('seconds_between', 'emergency_dw')(start_column, end_column)) }}

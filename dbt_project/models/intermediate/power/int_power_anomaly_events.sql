@@ -37,6 +37,7 @@ cable_readings as (
 
     select * from {{ ref('stg_power__cable_temperature_readings') }}
     where {{ in_build_dates('reading_date', interval_dates) }}
+        and {{ in_build_days('reading_at', interval_dates) }}
 
 ),
 

@@ -51,6 +51,7 @@ cable_readings as (
 
     select * from {{ ref('stg_power__cable_temperature_readings') }}
     where {{ in_build_dates('reading_date', window_start_dates) }}
+        and {{ in_build_days('reading_at', window_start_dates) }}
 
 ),
 

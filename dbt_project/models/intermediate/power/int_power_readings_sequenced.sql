@@ -83,6 +83,7 @@ readings_in_context as (
         on readings.enterprise_id = safety_profiles.enterprise_id
     where readings.load_kw is not null
         and {{ in_build_dates('readings.reading_date', context_dates) }}
+        and {{ in_build_days('readings.reading_at', context_dates) }}
 
 ),
 
