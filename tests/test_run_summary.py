@@ -12,6 +12,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from emergency_dw.catalog import all_feeds
 from emergency_dw.reports.summary import collect_run_summary
 from emergency_dw.transform import DBT_PROJECT
 
@@ -191,3 +192,19 @@ def test_the_build_shows_one_line_and_keeps_dbt_s_log_in_a_file(run: EdwRun) -> 
     log = run.data_dir / "dbt" / "logs" / "dbt.log"
     assert re.search(r"dbt build passed.{0,400}dbt\.log", run.output.replace("\n", "")), "the log is named"
     assert re.search(r"\b\d+ of \d+ OK created", log.read_text(encoding="utf-8")), "dbt's full log is kept"
+
+
+def test_the_run_fits_on_two_screens(run: EdwRun, summary: dict) -> None:
+    """`edw run` prints a line per day for its ingest DAGs, not one per feed, and lists in its summary the
+    feeds that held most rows with the others summed; run_summary.json holds every feed."""
+    lines = run.output.splitlines()
+    assert len(lines) <= 110, f"{len(lines)} lines:\n" + run.output[-4000:]
+    day = next(line for line in lines if " ingest DAGs, " in line)
+    assert (
+        f"{len(summary['feeds'])} ingest DAGs" in day
+        and f"{summary['totals']['rows_extracted']:,} rows" in day
+    )
+    assert not any(re.search(r"^\s+ok\s", line) for line in lines), "no line per loaded batch"
+    assert len(summary["feeds"]) == len(all_feeds()) and re.search(
+        r"│ \d+ other feeds\s+│\s+\d+ │", run.output
+    )

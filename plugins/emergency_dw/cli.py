@@ -157,7 +157,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- ingest
-def _ingest_days(feeds: list[str], days: list[dt.date]) -> list:
+def _ingest_days(feeds: list[str], days: list[dt.date], quiet: bool = False) -> list:
+    """Run the ingest DAGs of ``feeds`` for ``days``, a line per batch; ``quiet``: a line per batch that
+    failed or came empty, and one for the day (`edw run`)."""
     from .airflow_env import airflow_environment
     from .embedded import embedded_sources
 
@@ -170,6 +172,8 @@ def _ingest_days(feeds: list[str], days: list[dt.date]) -> list:
         if outcome.state == "success":
             # a feed that sends rows every day and sent none is news even where its volume is not judged yet
             empty = not batch.get("rows_extracted") and expected_daily(catalog.get_feed(outcome.feed))
+            if quiet and not empty:
+                return
             label = "[yellow]empty[/] " if empty else "[green]ok[/]    "
             console.print(
                 f"  {label} {outcome.feed:34} {outcome.day}  extracted {batch.get('rows_extracted', 0):>9,}  "
@@ -180,7 +184,25 @@ def _ingest_days(feeds: list[str], days: list[dt.date]) -> list:
             console.print(f"  [red]failed[/] {outcome.feed:34} {outcome.day}  {outcome.error}")
 
     with embedded_sources():
-        return run_days(feeds, days, on_done=show)
+        outcomes = run_days(feeds, days, on_done=show)
+    if quiet:
+        for day in days:
+            _print_day_of_batches(day, [o for o in outcomes if o.day == day])
+    return outcomes
+
+
+def _print_day_of_batches(day: dt.date, outcomes: list) -> None:
+    batches = [o.batch or {} for o in outcomes]
+    loaded = sum(o.state == "success" for o in outcomes)
+    counts = {k: sum(b.get(k) or 0 for b in batches) for k in COUNTS}
+    failed = len(outcomes) - loaded
+    console.print(
+        f"{day}: {len(outcomes)} ingest DAGs, [green]{loaded} loaded[/]"
+        + (f", [red]{failed} failed[/]" if failed else "")
+        + f": {counts['rows_extracted']:,} rows extracted, {counts['rows_loaded']:,} loaded, "
+        f"{counts['rows_quarantined']:,} held in quarantine, in {sum(o.seconds for o in outcomes):.0f} s of "
+        "task time (per feed: the run summary below)"
+    )
 
 
 def _print_batches(outcomes: list) -> None:
@@ -469,31 +491,33 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0 if _build(unit_tests=args.unit_tests, full_refresh=args.full_refresh) else 1
 
 
-def _report_pages(days: list[dt.date] | None) -> list[Path]:
+def _report_pages(days: list[dt.date] | None, quiet: bool = False) -> list[Path]:
     from .reports.pages import build_report_pages
 
     with console.status("writing the report pages (audit, situation map, response times)"):
         pages = build_report_pages(days=days)
-    for page in pages:
+    for page in pages if not quiet else ():
         console.print(f"[green]report[/] {page}")
     return pages
 
 
-def _site_index() -> Path:
+def _site_index(quiet: bool = False) -> Path:
     from .reports.site_index import write_site_index
 
     index = write_site_index()
-    console.print(f"[green]reports index[/] {index}  (open it in a browser; no server needed)")
+    if not quiet:
+        console.print(f"[green]reports index[/] {index}  (open it in a browser; no server needed)")
     return index
 
 
-def _docs(days: list[dt.date] | None = None) -> tuple[bool, dict[str, Path]]:
+def _docs(days: list[dt.date] | None = None, quiet: bool = False) -> tuple[bool, dict[str, Path]]:
     """Every report site: the report pages (audit, map, response), the GX Data Docs, the dbt docs,
-    and the index linking them. Returns whether every site was written, and where each is."""
+    and the index linking them. Returns whether every site was written, and where each is; ``quiet``: one
+    line for them all (a site not written still gets its own)."""
     from .reports.data_docs import build_data_docs
     from .reports.dbt_docs import build_dbt_docs
 
-    written = {p.parent.name: p for p in _report_pages(days)}
+    written = {p.parent.name: p for p in _report_pages(days, quiet)}
     ok = True
     steps = [
         (
@@ -512,8 +536,14 @@ def _docs(days: list[dt.date] | None = None) -> tuple[bool, dict[str, Path]]:
             ok = False
             console.print(f"[red]{label} not written:[/] {exc}")
         else:
-            console.print(f"[green]{label}[/] {written[name]}")
-    written["index"] = _site_index()
+            if not quiet:
+                console.print(f"[green]{label}[/] {written[name]}")
+    written["index"] = _site_index(quiet)
+    if quiet:
+        sites = ", ".join(name for name in written if name != "index")
+        console.print(
+            f"[green]reports written[/] ({sites}): open {written['index']} in a browser (no server needed)"
+        )
     return ok, written
 
 
@@ -521,20 +551,18 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0 if _docs()[0] else 1
 
 
-HELD_RULES_SHOWN = 10  # the rest summed in one line; run_summary.json and the audit page hold them all
-
-
-def _print_held_by_rule(holds: list) -> None:
-    """The defects caught, by rule: the rules that held most rows, the others summed."""
+def _print_held_by_rule(holds: list, shown: int) -> None:
+    """The defects caught, by rule: the ``shown`` rules that held most rows, the others summed (run_summary.json
+    and the audit page hold them all)."""
     if not holds:
         return
     table = Table(title="Rows held in quarantine by rule: defects caught in what the sources sent")
     for header in ("rule", "feeds", "batches", "rows held", "what the rule checks"):
         table.add_column(header, justify="right" if header in ("batches", "rows held") else "left")
-    for hold in holds[:HELD_RULES_SHOWN]:
+    for hold in holds[:shown]:
         feeds = ", ".join(hold.feeds[:3]) + (f" +{len(hold.feeds) - 3}" if len(hold.feeds) > 3 else "")
         table.add_row(hold.rule, feeds, str(hold.batches), f"{hold.rows:,}", hold.description)
-    rest = holds[HELD_RULES_SHOWN:]
+    rest = holds[shown:]
     if rest:
         table.add_row(
             f"{len(rest)} other rules",
@@ -546,17 +574,35 @@ def _print_held_by_rule(holds: list) -> None:
     console.print(table)
 
 
+COUNTS = ("rows_extracted", "rows_loaded", "rows_quarantined", "rows_rejected")
+
+
+def _feeds_listed(feeds: list, shown: int) -> tuple[list, list]:
+    """The feeds a printed summary lists (every one that failed a batch, rejected rows or does not
+    reconcile, then those that held most rows, up to ``shown``) and the others, in the catalog's order."""
+
+    def needs_a_person(f) -> bool:
+        return bool(f.failed_batches or f.rows_rejected or not f.reconciles)
+
+    ranked = sorted(feeds, key=lambda f: (not needs_a_person(f), -f.rows_quarantined))
+    chosen = {f.feed for f in ranked[: max(shown, sum(map(needs_a_person, feeds)))]}
+    return [f for f in feeds if f.feed in chosen], [f for f in feeds if f.feed not in chosen]
+
+
 def _print_run_summary(summary) -> None:
     """The run summary (emergency_dw.reports.summary.RunSummary) as tables."""
     from .reports.charts import duration
     from .reports.report_settings import load_report_settings
 
-    colours = load_report_settings().levels
+    report_settings = load_report_settings()
+    colours, printed = report_settings.levels, report_settings.summary
     days = ", ".join(summary.days) or "no batches"
-    table = Table(title=f"Rows per feed ({days})")
+    listed, others = _feeds_listed(summary.feeds, printed["printed_feeds"])
+    more = f"; {len(others)} more in run_summary.json" if others else ""
+    table = Table(title=f"Rows per feed ({days}{more})")
     for header in ("feed", "batches", "extracted", "loaded", "quarantined", "rejected", "reconciles"):
         table.add_column(header, justify="left" if header == "feed" else "right")
-    for f in summary.feeds:
+    for f in listed:
         failed = f" ([red]{f.failed_batches} failed[/])" if f.failed_batches else ""
         table.add_row(
             f.feed,
@@ -566,6 +612,13 @@ def _print_run_summary(summary) -> None:
             f"{f.rows_quarantined:,}",
             f"{f.rows_rejected:,}",
             "yes" if f.reconciles else "[red]NO[/]",
+        )
+    if others:
+        table.add_row(
+            f"{len(others)} other feeds",
+            str(sum(f.batches for f in others)),
+            *(f"{sum(getattr(f, k) for f in others):,}" for k in COUNTS),
+            "yes",
         )
     t = summary.totals
     table.add_section()
@@ -613,7 +666,7 @@ def _print_run_summary(summary) -> None:
             f"[bold]Validation[/]: {v.expectations_passed:,} of {v.expectations_evaluated:,} expectation runs "
             f"passed ([bold]{v.pass_rate:.1%}[/]; {severities}; {v.expectations_skipped} not run)"
         )
-        _print_held_by_rule(summary.held_by_rule)
+        _print_held_by_rule(summary.held_by_rule, printed["printed_rules"])
         console.print("\n".join(summary.validation_explained))
     if summary.top_enterprises:
         counts = ", ".join(
@@ -621,12 +674,11 @@ def _print_run_summary(summary) -> None:
             + (f" ({summary.red_by_major_hazard:,} by an open major hazard)" if name == "red" and n else "")
             for name, n in summary.risk_level_counts.items()
         )
-        table = Table(
-            title=f"Top {len(summary.top_enterprises)} enterprises by risk on {summary.risk_date} ({counts})"
-        )
+        top = summary.top_enterprises[: printed["printed_enterprises"]]
+        table = Table(title=f"Top {len(top)} enterprises by risk on {summary.risk_date} ({counts})")
         for header in ("#", "enterprise", "name", "town", "level", "risk index", "reasons"):
             table.add_column(header, justify="right" if header in ("#", "risk index") else "left")
-        for e in summary.top_enterprises:
+        for e in top:
             colour = colours.get(e.risk_level, "white")
             table.add_row(
                 str(e.rank),
@@ -824,19 +876,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     console.rule(f"edw run: {args.days} day(s) from {args.date}, scale {args.scale}")
-    results, outcomes = [], []
+    outcomes = []
     run_days = days_from(args.date, args.days)
     for day in run_days:
         # day by day, as the departments' systems would have been read: a source database holds only
         # its current state, so a later day's snapshot must not be there when an earlier day is read
         console.rule(f"{day}: simulate the sources, then run one ingest DAG per feed for real")
-        day_results, sources = _simulate(day, 1, args.scale, args.seed, None, None, None)
-        results += day_results
-        outcomes += _ingest_days([f.name for f in catalog.all_feeds()], [day])
-    _print_simulation(results, sources)
+        _, sources = _simulate(day, 1, args.scale, args.seed, None, None, None)
+        outcomes += _ingest_days([f.name for f in catalog.all_feeds()], [day], quiet=True)
     console.rule("warehouse__build: dbt")
     built = _build()
-    docs_ok, sites = _docs(run_days)
+    docs_ok, sites = _docs(run_days, quiet=True)
     data = settings().data_dir
     outputs = {
         "sources (simulated)": str(sources),

@@ -32,6 +32,9 @@ class ReportSettings:
             ) from None
 
 
+SUMMARY_KEYS = ("top_enterprises", "printed_feeds", "printed_rules", "printed_enterprises")
+
+
 def load_report_settings(path: str | Path | None = None) -> ReportSettings:
     path = Path(path or os.environ.get(SETTINGS_ENV) or DEFAULT_SETTINGS)
     try:
@@ -47,5 +50,10 @@ def load_report_settings(path: str | Path | None = None) -> ReportSettings:
     if missing:
         raise ValueError(
             f"reports settings file {path} lacks the sections {missing}; start from {DEFAULT_SETTINGS}"
+        )
+    lacking = [key for key in SUMMARY_KEYS if key not in data["summary"]]
+    if lacking:
+        raise ValueError(
+            f"reports settings file {path} lacks {', '.join(lacking)} in [summary]; start from {DEFAULT_SETTINGS}"
         )
     return ReportSettings(**{name: data[name] for name in SECTIONS}, source=path)
