@@ -732,6 +732,10 @@ def _compact(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.2f}"
 
 
+def _count(value: float) -> str:
+    return f"{value:,.0f}"
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
@@ -812,7 +816,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             shown = [
                 ""
                 if f is None
-                else f"{_compact(f.value)} {f.unit}" + {True: " ✓", False: " ✗", None: ""}[f.met]
+                else f"{_count(f.value) if f.unit in ('runs', 'marts') else _compact(f.value)} {f.unit}"
+                + {True: " ✓", False: " ✗", None: ""}[f.met]
                 for f in cells
             ]
             table.add_row(escape(what), *shown, escape(target))
