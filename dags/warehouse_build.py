@@ -1,5 +1,5 @@
-"""Airflow DAG `warehouse__build`: the dbt build (models and tests as tasks via astronomer-cosmos),
-scheduled on the raw tables' Assets published by the ingest DAGs.
+"""Airflow DAG `warehouse__build`: the dbt build, scheduled on the raw tables' Assets published by the
+ingest DAGs; `EDW_BUILD_MODE` says how it runs dbt (one `dbt build` task, or Cosmos's task per model).
 
 Rendering the dbt graph takes seconds, so the DAG is not built when Airflow parses this file for
 another DAG's task (its parsing context names that DAG).

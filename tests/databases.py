@@ -1,12 +1,14 @@
-"""Fresh Postgres databases for tests: created from EDW_TEST_POSTGRES_URL and dropped afterwards."""
+"""Fresh Postgres databases for tests: created from EDW_TEST_POSTGRES_URL and dropped afterwards (the
+benchmark's helpers, on the tests' server)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import sqlalchemy as sa
+
+from edw_bench import warehouses
 
 from conftest import POSTGRES_URL
 
@@ -19,19 +21,11 @@ def postgres_url(database: str, user: str | None = None, password: str | None = 
 
 
 def create_database(prefix: str) -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'create database "{name}"'))
-    admin.dispose()
-    return name
+    return warehouses.create_database(POSTGRES_URL, prefix)
 
 
 def drop_database(name: str) -> None:
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
-    admin.dispose()
+    warehouses.drop_database(POSTGRES_URL, name)
 
 
 @contextmanager

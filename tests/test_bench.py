@@ -267,4 +267,82 @@ def test_the_command_line_loads_the_benchmark_only_for_edw_bench():
         text=True,
         check=True,
     )
-    assert "{load,validation,volume,history,city_day,bi}" in out.stdout, out.stdout
+    assert "{load,validation,volume,history,city_day,bi,scheduler}" in out.stdout, out.stdout
+
+
+SCHEDULER_FEEDS = ("alerts_110", "dispatch_records")  # what fct_incident_response needs
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_scheduler_stage_runs_the_day_through_airflow_and_builds_the_marts(tmp_path: Path):
+    """The scheduler stage at a tiny scale, one build mode, two feeds: Airflow's scheduler makes each feed's
+    run of the day due, warehouse__build runs on their Assets; the figures are there, positive, consistent
+    (overhead = wall - the larger of the critical path and the work over the slots), the response marts hold rows, and the stage's databases are gone."""
+    env = dict(os.environ, EDW_DATA_DIR=str(tmp_path / "data"), AIRFLOW_HOME=str(tmp_path / "airflow"))
+    for name in ("EDW_WAREHOUSE_URL", "EDW_BENCH_TARGETS", "EDW_BUILD_MODE"):
+        env.pop(name, None)
+    env["COLUMNS"] = "200"
+    before = _databases()
+    command = [sys.executable, "-m", "emergency_dw.cli", "bench", "--stage", "scheduler", "--scale", "0.005"]
+    command += ["--build-mode", "build", "--postgres-url", POSTGRES_URL]
+    for feed in SCHEDULER_FEEDS:
+        command += ["--feed", feed]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=280)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    left = {d for d in _databases() - before if d.startswith(("edw_bench_scheduler", "edw_bench_airflow"))}
+    assert not left, f"the stage left databases behind: {left}"
+    assert "Airflow's scheduler runs the day on Postgres" in out.stdout, out.stdout[-3000:]
+    latest = json.loads((tmp_path / "data" / "bench" / "latest.json").read_text())
+    found = {f["name"]: f for f in latest["figures"]}
+    value = {
+        what: found[f"scheduler [build]: {what}"]["value"]
+        for what in (
+            "day end -> marts",
+            "task work",
+            "critical path",
+            "scheduler overhead",
+            "warehouse__build runs",
+            "marts holding rows",
+        )
+    }
+    assert all(v > 0 for v in value.values()), value
+    assert value["critical path"] <= value["day end -> marts"], value
+    from edw_bench import targets
+
+    least = max(value["critical path"], value["task work"] / targets()["scheduler"]["parallelism"])
+    assert abs(value["day end -> marts"] - least - value["scheduler overhead"]) < 0.01, value
+    # two ingest runs of two tasks, at least one build of two tasks, worked at least as long as the critical path
+    assert value["task work"] >= value["critical path"] * 0.99, value
+    marts = found["scheduler [build]: marts holding rows"]["detail"]
+    rows = dict(re.findall(r"(fct_incident_response|agg_response_times_daily) ([\d,]+) rows", marts))
+    assert set(rows) == {"fct_incident_response", "agg_response_times_daily"}, marts
+    assert all(int(n.replace(",", "")) > 0 for n in rows.values()), marts
+    assert all(found[n]["warehouse"] == "postgres" for n in found if n.startswith("scheduler ["))
+
+
+def test_the_scheduler_stage_runs_the_local_day_that_is_over_on_postgres_only():
+    """The DAGs do not catch up: unpaused, each makes the run of the latest local day that is over, so
+    that is the day the stage simulates. A run on DuckDB only leaves the stage out and says why; asking
+    for it there is an error."""
+    import datetime as dt
+
+    from edw_bench import STAGES, plan_run
+    from edw_bench.scheduler import day_due
+
+    assert day_due(dt.datetime(2026, 12, 6, 15, 59, tzinfo=dt.UTC)) == dt.date(2026, 12, 5)  # 23:59 local
+    assert day_due(dt.datetime(2026, 12, 6, 16, 1, tzinfo=dt.UTC)) == dt.date(2026, 12, 6)  # 00:01 local
+    nowhere = "postgresql://postgres@127.0.0.1:1/postgres"
+    plan = plan_run(STAGES, False, ("duckdb",), nowhere)
+    assert "scheduler" not in plan.stages and "history" in plan.stages
+    assert any("the scheduler stage (Airflow on Postgres) is left out" in n for n in plan.notes), plan.notes
+    plan = plan_run(STAGES, False, None, nowhere)  # Postgres unreachable
+    assert "scheduler" not in plan.stages
+    assert any(n.endswith("the scheduler stage is left out") for n in plan.notes), plan.notes
+    with pytest.raises(RuntimeError, match="the scheduler stage runs on Postgres"):
+        plan_run(("scheduler",), True, ("duckdb",), nowhere)
+    with pytest.raises(
+        RuntimeError, match="the scheduler stage runs on Postgres: the Postgres at 127.0.0.1:1"
+    ):
+        plan_run(("scheduler",), True, None, nowhere)

@@ -146,21 +146,51 @@ def test_edw_ingest_runs_the_dag_for_real(simulated: Path, tmp_path: Path):
 
 
 def test_warehouse_build_dag_is_scheduled_on_the_raw_assets(dagbag):
+    from emergency_dw.pipeline.build_mode import DEFAULT_BUILD_MODE
+
     bag, _ = dagbag
     dag = bag.dags["warehouse__build"]
     assert dag.tags and dag.doc_md and dag.default_args["retries"] >= 2
-    assert {f"stg_{f.department}__{f.name}_run" for f in catalog.FEEDS} <= {t.task_id for t in dag.tasks}
+    assert f"build_mode:{DEFAULT_BUILD_MODE}" in dag.tags, "EDW_BUILD_MODE unset: the default mode"
     scheduled_on = {asset.name for asset in dag.timetable.asset_condition.objects}
     assert {f"raw.{f.name}" for f in catalog.FEEDS} <= scheduled_on
+    assert dag.max_active_runs == 1
 
 
-def test_warehouse_build_creates_the_raw_tables_of_feeds_never_ingested_first(dagbag):
-    bag, _ = dagbag
-    dag = bag.dags["warehouse__build"]
+@pytest.mark.parametrize("mode", ["build", "cosmos", "watcher"])
+def test_warehouse_build_creates_the_raw_tables_first_then_runs_dbt_in_each_build_mode(
+    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Each way of running dbt (EDW_BUILD_MODE): ensure_raw_tables first, then one `dbt build` task
+    (build), a task per model with its tests (cosmos), or one `dbt build` watched per model (watcher)."""
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
+    monkeypatch.setenv("EDW_DATA_DIR", str(tmp_path / "data"))  # no manifest: Cosmos parses the project
+    monkeypatch.setenv("EDW_BUILD_MODE", mode)
+    from emergency_dw.pipeline.build_dag import build_warehouse_dag
+
+    dag = build_warehouse_dag()
+    assert f"build_mode:{mode}" in dag.tags and f"`{mode}`" in dag.doc_md
     assert [t.task_id for t in dag.roots] == ["ensure_raw_tables"]
-    first = dag.get_task("ensure_raw_tables")
+    after = {t.task_id for t in dag.get_task("ensure_raw_tables").get_flat_relatives(upstream=False)}
     staging = {f"stg_{f.department}__{f.name}_run" for f in catalog.FEEDS}
-    assert staging <= {t.task_id for t in first.get_flat_relatives(upstream=False)}
+    if mode == "build":
+        assert {t.task_id for t in dag.tasks} == {"ensure_raw_tables", "dbt_build"} and after == {"dbt_build"}
+    else:
+        assert staging <= after, "a task per staging model, after the raw tables exist"
+    if mode == "watcher":
+        producer = dag.get_task("dbt_producer_watcher")
+        assert dag.get_task("ensure_raw_tables") in producer.upstream_list
+        assert staging <= {t.task_id for t in producer.get_flat_relatives(upstream=False)}
+    for task in dag.tasks:
+        assert task.retries >= 2 or task.task_id == "dbt_producer_watcher", task.task_id
+
+
+def test_an_unknown_build_mode_names_the_known_ones(monkeypatch: pytest.MonkeyPatch):
+    from emergency_dw.pipeline.build_mode import build_mode
+
+    monkeypatch.setenv("EDW_BUILD_MODE", "dbt_cloud")
+    with pytest.raises(ValueError, match="EDW_BUILD_MODE='dbt_cloud'.*build, cosmos, watcher"):
+        build_mode()
 
 
 def test_edw_backfill_of_two_days_equals_two_daily_runs(tmp_path: Path):

@@ -12,20 +12,25 @@ Figures, each with its DESIGN section 7 target:
 - day after day, ingest and incremental build: the last day's build against the first (``--days``);
 - peak memory of every process;
 - the BI queries (``reports/bi_queries.sql``) on the history's warehouse: median and p95 of each, and the
-  indexes a Postgres plan uses.
+  indexes a Postgres plan uses;
+- Airflow's scheduler running the day due now on Postgres (LocalExecutor, the ingest DAGs on their
+  schedule, ``warehouse__build`` on their Assets): day end -> marts, the task work, the critical path and
+  the scheduler's overhead, once per build mode of ``warehouse__build``.
 The history, city-day and bi stages run on the embedded DuckDB and on a Postgres database of their own
 (``--warehouse``), each figure tagged with its warehouse; the figures both have are shown side by side.
 Results go to ``$EDW_DATA_DIR/bench/latest.json``.
 
 A package apart from the pipeline (``emergency_dw``), whose public functions alone it calls; the runtime
 never imports it (``.importlinter``). A module per stage (``load``, ``validation``, ``volume``, ``history``,
-``city_day``, ``bi``), ``runner`` to run them, ``figures`` for the figures, targets and memory,
-``processes`` and ``workers`` for the processes the stages run in, ``warehouses`` for the warehouses the
+``city_day``, ``bi``, ``scheduler``), ``runner`` to run them, ``figures`` for the figures, targets and memory,
+``processes`` and ``workers`` for the processes the stages run in, ``airflow_cluster`` for the
+Airflow the scheduler stage (and the Airflow tests) start, ``warehouses`` for the warehouses the
 history, city-day and bi stages run on.
 """
 
 from .figures import Figure, targets
 from .runner import STAGES, latest_path, run_bench
+from .scheduler import modes_side_by_side, scheduler_modes
 from .warehouses import BENCH_DATABASE, LABELS, WAREHOUSES, plan_run, server_of, side_by_side
 
 __all__ = [
@@ -35,8 +40,10 @@ __all__ = [
     "WAREHOUSES",
     "Figure",
     "latest_path",
+    "modes_side_by_side",
     "plan_run",
     "run_bench",
+    "scheduler_modes",
     "server_of",
     "side_by_side",
     "targets",

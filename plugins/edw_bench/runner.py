@@ -29,6 +29,7 @@ from .figures import (
 from .history import backfill_days, bench_history
 from .load import bench_load
 from .processes import in_own_process
+from .scheduler import bench_scheduler
 from .validation import bench_validation
 from .volume import bench_volume
 from .warehouses import (
@@ -40,7 +41,7 @@ from .warehouses import (
     reader_url,
 )
 
-STAGES = ("load", "validation", "volume", "history", "city_day", "bi")
+STAGES = ("load", "validation", "volume", "history", "city_day", "bi", "scheduler")
 
 
 def _load_and_validation(postgres_url: str, scale: float, day: dt.date, stages: tuple[str, ...]):
@@ -111,6 +112,8 @@ def run_bench(
     warehouses: tuple[str, ...] = ("duckdb",),
     keep_postgres: bool = False,
     postgres_database: str = BENCH_DATABASE,
+    build_modes: tuple[str, ...] | None = None,
+    feeds: tuple[str, ...] | None = None,
 ) -> list[Figure]:
     """The stages asked for; the volume, the history and the city-day run in data directories of their
     own (``$EDW_DATA_DIR/bench/volume``, ``.../bench/run``, made anew), never in the user's warehouse.
@@ -121,11 +124,17 @@ def run_bench(
     ``bench/run``; on ``postgres`` the database ``postgres_database`` made anew on the server of
     ``postgres_url`` (dropped at the end unless ``keep_postgres``), from ``bench/run-postgres``. Each
     warehouse's directory simulates its own sources, the same days with the same seed and scale, so both
-    ingest the same records."""
+    ingest the same records.
+
+    The scheduler stage (Postgres only) runs the day due now through Airflow's scheduler once per build
+    mode of ``warehouse__build`` in ``build_modes`` (default: every one available), with the ingest DAGs
+    of ``feeds`` (default: every feed)."""
     import shutil
 
     if "postgres" in warehouses and "city_day" in stages:
         _require_targets("postgres", ("max_city_day_seconds", "max_ratio_to_duckdb"))
+    if "scheduler" in stages:
+        _require_targets("scheduler", ("max_day_end_to_marts_minutes", "max_overhead_share"))
     day = day or dt.date(2026, 11, 27)
     days = days or int(targets()["history"]["days"])
     backfill = backfill_days() if backfill is None else backfill
@@ -179,6 +188,8 @@ def run_bench(
                 else:
                     raise ValueError(f"bench: no warehouse {warehouse!r}; one of {', '.join(WAREHOUSES)}")
             figures += _city_day_ratio(figures, scale)
+        if "scheduler" in stages:  # in $EDW_DATA_DIR/bench/scheduler, on databases of its own
+            figures += bench_scheduler(postgres_url, scale, build_modes, feeds, progress)
     finally:
         sampler.stop()
     for label, peak, detail in (

@@ -26,6 +26,41 @@ def server_of(url: str) -> str:
     return f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
 
 
+def database_url(admin_url: str, database: str) -> str:
+    """``admin_url`` pointed at another database of its server."""
+    import sqlalchemy as sa
+
+    return sa.make_url(admin_url).set(database=database).render_as_string(hide_password=False)
+
+
+def create_database(admin_url: str, prefix: str) -> str:
+    """A new database ``<prefix>_<random>`` on the server of ``admin_url``; its name."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'create database "{name}"'))
+    finally:
+        admin.dispose()
+    return name
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    """Drop database ``name`` of the server of ``admin_url`` (whoever is connected), if it exists."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+    finally:
+        admin.dispose()
+
+
 def postgres_problem(url: str) -> str | None:
     """Why the Postgres at ``url`` cannot be reached (None: it answers)."""
     import sqlalchemy as sa
@@ -63,18 +98,28 @@ def plan_run(
     asked for that needs an unreachable Postgres is an error."""
     on_warehouses = any(s in stages for s in WAREHOUSE_STAGES)
     wanted = tuple(dict.fromkeys(warehouses)) if warehouses else WAREHOUSES
-    needs_postgres = "load" in stages or (on_warehouses and "postgres" in wanted)
-    problem = postgres_problem(postgres_url) if needs_postgres else None
     notes: list[str] = []
+    if "scheduler" in stages and "postgres" not in wanted:
+        if stages_given:
+            raise RuntimeError("the scheduler stage runs on Postgres (Airflow's metadata and the warehouse)")
+        stages = tuple(s for s in stages if s != "scheduler")
+        notes.append("a run on DuckDB only: the scheduler stage (Airflow on Postgres) is left out")
+    needs_postgres = "load" in stages or "scheduler" in stages or (on_warehouses and "postgres" in wanted)
+    problem = postgres_problem(postgres_url) if needs_postgres else None
     if problem is not None:
         where = f"the Postgres at {server_of(postgres_url)} (--postgres-url) is unreachable ({problem})"
         if warehouses and "postgres" in warehouses and on_warehouses:
             raise RuntimeError(f"--warehouse postgres: {where}")
         if "load" in stages and stages_given:
             raise RuntimeError(f"the load stage runs on Postgres: {where}")
+        if "scheduler" in stages and stages_given:
+            raise RuntimeError(f"the scheduler stage runs on Postgres: {where}")
         if "load" in stages:
             stages = tuple(s for s in stages if s != "load")
             notes.append(f"{where}: the load stage is left out")
+        if "scheduler" in stages:
+            stages = tuple(s for s in stages if s != "scheduler")
+            notes.append(f"{where}: the scheduler stage is left out")
         if on_warehouses and "postgres" in wanted:
             wanted = tuple(w for w in wanted if w != "postgres")
             notes.append(f"{where}: the history, city-day and bi stages run on DuckDB only")

@@ -445,13 +445,8 @@ def cmd_expectations(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- build and evaluate
-# dbt's unit tests check the models' logic on fixed inputs: they belong to development and CI (`make test`
-# runs them), not to every production build, where they would cost a node each and prove nothing new.
-PRODUCTION_BUILD = ["build", "--exclude-resource-type", "unit_test"]
-
-
 def _build(unit_tests: bool = False, full_refresh: bool = False) -> bool:
-    from .transform import describe_raw_tables, missing_readers, prepare_raw_tables, run_dbt
+    from .transform import PRODUCTION_BUILD, describe_raw_tables, missing_readers, prepare_raw_tables, run_dbt
 
     # every raw table of the catalog exists before dbt reads it, even those of feeds never ingested
     for line in describe_raw_tables(prepare_raw_tables()):
@@ -789,6 +784,10 @@ def _compact(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.2f}"
 
 
+def _count(value: float) -> str:
+    return f"{value:,.0f}"
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
@@ -797,8 +796,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         LABELS,
         STAGES,
         latest_path,
+        modes_side_by_side,
         plan_run,
         run_bench,
+        scheduler_modes,
         server_of,
         side_by_side,
     )
@@ -823,11 +824,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         day=args.date,
         stages=plan.stages,
         days=args.days,
-        progress=lambda line: console.print(f"  [green]bench[/] {line}"),
+        progress=lambda line: console.print(f"  [green]bench[/] {escape(line)}"),
         backfill=args.backfill_days,
         warehouses=plan.warehouses,
         keep_postgres=args.keep_postgres,
         postgres_database=args.postgres_database or BENCH_DATABASE,
+        build_modes=tuple(dict.fromkeys(args.build_mode)) if args.build_mode else None,
+        feeds=tuple(args.feed) if args.feed else None,
     )
 
     def met_cell(met: bool | None, failed: tuple[str, ...] | list[str] = ()) -> str:
@@ -854,6 +857,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 met_cell(row.met, row.failed),
             )
         console.print(table)
+    modes = scheduler_modes(figures)
+    if modes:
+        table = Table(
+            title="Airflow's scheduler runs the day on Postgres, per build mode of warehouse__build"
+        )
+        for header in ("figure", *modes, "target"):
+            table.add_column(header, justify="left" if header in ("figure", "target") else "right")
+        for what, cells, target in modes_side_by_side(figures, modes):
+            shown = [
+                ""
+                if f is None
+                else f"{_count(f.value) if f.unit in ('runs', 'marts') else _compact(f.value)} {f.unit}"
+                + {True: " ✓", False: " ✗", None: ""}[f.met]
+                for f in cells
+            ]
+            table.add_row(escape(what), *shown, escape(target))
+        console.print(table)
     table = Table(title="Benchmark (baselines measured in the same run)")
     for header in ("figure", "value", "unit", "target", "met", "detail"):
         table.add_column(header, justify="right" if header == "value" else "left")
@@ -864,7 +884,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             if plan.warehouses == ("postgres",) and f.warehouse == "postgres"
             else f.name
         )
-        table.add_row(name, f"{f.value:,.2f}", f.unit, f.target, met_cell(f.met), f.detail)
+        table.add_row(
+            escape(name), f"{f.value:,.2f}", f.unit, escape(f.target), met_cell(f.met), escape(f.detail)
+        )
     console.print(table)
     console.print(f"written to {latest_path()}")
     return 0
@@ -1081,6 +1103,8 @@ def build_parser() -> argparse.ArgumentParser:
     # the benchmark's stages and warehouses, for --stage and --warehouse: imported here, never with this module
     from edw_bench import STAGES, WAREHOUSES
 
+    from .pipeline.build_mode import BUILD_MODES
+
     p = sub.add_parser(
         "bench", help="the benchmark: every stage against same-run baselines (what `make bench` calls)"
     )
@@ -1126,6 +1150,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-postgres",
         action="store_true",
         help="keep that database afterwards (default: dropped at the end)",
+    )
+    p.add_argument(
+        "--build-mode",
+        action="append",
+        choices=list(BUILD_MODES),
+        help="the scheduler stage: run warehouse__build this way (repeatable; default every mode available): "
+        "build (one `dbt build` task), cosmos (a task per model), watcher (Cosmos's watcher mode)",
+    )
+    p.add_argument(
+        "--feed",
+        action="append",
+        help="the scheduler stage: release only these feeds' ingest DAGs (repeatable; default every feed)",
     )
     p.set_defaults(func=cmd_bench, stage=None)
 

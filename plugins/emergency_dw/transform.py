@@ -18,6 +18,9 @@ from .config import settings, temporary_environment
 from .pii import PII_SALT_ENV, pii_salt
 
 DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
+# dbt's unit tests check the models' logic on fixed inputs: they belong to development and CI (`make test`
+# runs them), not to every production build, where they would cost a node each and prove nothing new.
+PRODUCTION_BUILD = ("build", "--exclude-resource-type", "unit_test")
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""The ``warehouse__build`` DAG: dbt models and tests rendered as Airflow tasks by astronomer-cosmos,
-scheduled on the raw tables' Assets (any feed's new batch triggers a build)."""
+"""The ``warehouse__build`` DAG: the dbt build, scheduled on the raw tables' Assets (any feed's new batch
+triggers a build); one task running ``dbt build``, or the models and tests rendered as Airflow tasks by
+astronomer-cosmos (``EDW_BUILD_MODE``)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ import pendulum
 from airflow.sdk import AssetAny
 
 from ..catalog import all_feeds
+from .build_mode import DEFAULT_BUILD_MODE, build_mode
 from .dags import RETRIES, RETRY_DELAY_SECONDS, on_failure, raw_asset
 
 DBT_PROJECT = Path(__file__).resolve().parents[3] / "dbt_project"
 WAREHOUSE_DAG_ID = "warehouse__build"
-
 DOC = """### warehouse__build
 
 Builds the warehouse with dbt: seeds (reference lists and every tunable number), staging views of every
@@ -23,15 +24,72 @@ raw table (personal data hashed), intermediate models, and the marts BI tools re
 their tests. First, **ensure_raw_tables** creates, empty, the raw table of every catalog feed never
 ingested (its marts stay empty until it loads) and logs which feeds have never loaded a batch, and which
 readers' roles do not exist yet (each mart is granted to those that exist as it is built).
-Rendered by astronomer-cosmos: one task per model with its tests. Runs whenever an
-`ingest__<feed>` DAG publishes a new batch of its raw table. `edw build` runs the same build in one
-`dbt build` from the command line.
+{how} Runs whenever an `ingest__<feed>` DAG publishes a new batch of its raw table; `EDW_BUILD_MODE`
+(`build`, `cosmos`, `watcher`; default `{default}`) says how it runs dbt.
 """
+HOW = {
+    "build": "**dbt_build** then runs one `dbt build`, as `edw build` does from the command line (dbt's "
+    "log in the task's log and `$EDW_DATA_DIR/dbt/logs`).",
+    "cosmos": "Rendered by astronomer-cosmos: one task per model with its tests, each a dbt invocation of "
+    "its own. `edw build` runs the same build in one `dbt build` from the command line.",
+    "watcher": "Rendered by astronomer-cosmos in watcher mode: **dbt_producer_watcher** runs one `dbt "
+    "build`, and a task per model (deferred to the triggerer) turns green or red as dbt finishes it.",
+}
 
 
-def build_warehouse_dag():
+def _dag_args(mode: str) -> dict:
+    return {
+        "dag_id": WAREHOUSE_DAG_ID,
+        "schedule": AssetAny(*(raw_asset(feed) for feed in all_feeds())),
+        "start_date": pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
+        "catchup": False,
+        "max_active_runs": 1,
+        "tags": ["warehouse", "dbt", f"build_mode:{mode}"],
+        "doc_md": DOC.format(how=HOW[mode], default=DEFAULT_BUILD_MODE),
+        "default_args": {
+            "owner": "data-platform",
+            "retries": RETRIES,
+            "retry_delay": dt.timedelta(seconds=RETRY_DELAY_SECONDS),
+            "on_failure_callback": on_failure,
+        },
+    }
+
+
+def build_warehouse_dag(mode: str | None = None):
+    """``warehouse__build`` in the build mode given, else ``EDW_BUILD_MODE``'s."""
+    mode = mode or build_mode()
+    dag = _one_build_task_dag() if mode == "build" else _cosmos_dag(watcher=mode == "watcher")
+    _raw_tables_first(dag)
+    return dag
+
+
+def _one_build_task_dag():
+    """One task, ``dbt_build``: the production build of ``edw build`` (no unit tests), in the task's process."""
+    from airflow.sdk import DAG, task
+
+    with DAG(**_dag_args("build")) as dag:
+
+        @task(task_id="dbt_build")
+        def dbt_build() -> dict:
+            from ..transform import PRODUCTION_BUILD, run_dbt
+
+            run = run_dbt(list(PRODUCTION_BUILD), quiet=True)
+            failed = [r for r in run.results if r["status"] not in ("success", "pass", "warn", "no-op")]
+            if not run.success:
+                nodes = "; ".join(f"{r['node']} {r['status']}: {r['message']}" for r in failed[:10])
+                raise RuntimeError(
+                    f"dbt build failed ({len(failed)} of {len(run.results)} nodes): {nodes or run.error}; "
+                    "dbt's log: $EDW_DATA_DIR/dbt/logs/dbt.log"
+                )
+            return {"nodes": len(run.results)}
+
+        dbt_build()
+    return dag
+
+
+def _cosmos_dag(watcher: bool):
     from cosmos import DbtDag, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-    from cosmos.constants import LoadMode, TestBehavior
+    from cosmos.constants import ExecutionMode, LoadMode, TestBehavior
 
     from ..config import settings
     from ..transform import dbt_environment
@@ -42,8 +100,7 @@ def build_warehouse_dag():
     )
     env = dbt_environment()
     target = env["EDW_DBT_TARGET"]
-    dag = DbtDag(
-        dag_id=WAREHOUSE_DAG_ID,
+    return DbtDag(
         project_config=ProjectConfig(
             dbt_project_path=DBT_PROJECT,
             manifest_path=manifest if manifest.exists() else None,
@@ -54,27 +111,17 @@ def build_warehouse_dag():
             target_name=target,
             profiles_yml_filepath=DBT_PROJECT / "profiles.yml",
         ),
-        execution_config=ExecutionConfig(dbt_executable_path=str(Path(os.sys.executable).with_name("dbt"))),
+        execution_config=ExecutionConfig(
+            execution_mode=ExecutionMode.WATCHER if watcher else ExecutionMode.LOCAL,
+            dbt_executable_path=str(Path(os.sys.executable).with_name("dbt")),
+        ),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST if manifest.exists() else LoadMode.CUSTOM,
             test_behavior=TestBehavior.AFTER_EACH,
         ),
         operator_args={"install_deps": False},
-        schedule=AssetAny(*(raw_asset(feed) for feed in all_feeds())),
-        start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
-        catchup=False,
-        max_active_runs=1,
-        tags=["warehouse", "dbt"],
-        doc_md=DOC,
-        default_args={
-            "owner": "data-platform",
-            "retries": RETRIES,
-            "retry_delay": dt.timedelta(seconds=RETRY_DELAY_SECONDS),
-            "on_failure_callback": on_failure,
-        },
+        **_dag_args("watcher" if watcher else "cosmos"),
     )
-    _raw_tables_first(dag)
-    return dag
 
 
 def _raw_tables_first(dag) -> None:
