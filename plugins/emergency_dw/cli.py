@@ -1155,7 +1155,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--build-mode",
         action="append",
         choices=list(BUILD_MODES),
-        help="the scheduler stage: run warehouse__build this way (repeatable; default every mode available): "
+        help="the scheduler stage: run warehouse__build this way (repeatable; default the default mode, build): "
         "build (one `dbt build` task), cosmos (a task per model), watcher (Cosmos's watcher mode)",
     )
     p.add_argument(
