@@ -21,6 +21,8 @@ from pathlib import Path
 
 import psycopg
 
+from emergency_dw.pii import PII_SALT_ENV
+
 from .warehouses import create_database, database_url, drop_database
 
 REPO = Path(__file__).resolve().parents[2]
@@ -236,7 +238,7 @@ def airflow_cluster(
         "GX_ANALYTICS_ENABLED": "False",
         "EDW_RETRY_DELAY_SECONDS": "3",
         # the session's salt: its warehouses are compared with ones loaded outside Airflow
-        **({"EDW_PII_SALT": os.environ["EDW_PII_SALT"]} if os.environ.get("EDW_PII_SALT") else {}),
+        **({PII_SALT_ENV: salt} if (salt := os.environ.get(PII_SALT_ENV)) else {}),
         **edw_env,
     }
     prefix = None
