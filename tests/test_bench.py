@@ -280,6 +280,8 @@ def test_the_scheduler_stage_runs_the_day_through_airflow_and_builds_the_marts(t
     """The scheduler stage at a tiny scale, one build mode, two feeds: Airflow's scheduler makes each feed's
     run of the day due, warehouse__build runs on their Assets; the figures are there, positive, consistent
     (overhead = wall - the larger of the critical path and the work over the slots), the response marts hold rows, and the stage's databases are gone."""
+    from edw_bench.scheduler import SCHEDULER_FIGURES
+
     env = dict(os.environ, EDW_DATA_DIR=str(tmp_path / "data"), AIRFLOW_HOME=str(tmp_path / "airflow"))
     for name in ("EDW_WAREHOUSE_URL", "EDW_BENCH_TARGETS", "EDW_BUILD_MODE"):
         env.pop(name, None)
@@ -296,17 +298,7 @@ def test_the_scheduler_stage_runs_the_day_through_airflow_and_builds_the_marts(t
     assert "Airflow's scheduler runs the day on Postgres" in out.stdout, out.stdout[-3000:]
     latest = json.loads((tmp_path / "data" / "bench" / "latest.json").read_text())
     found = {f["name"]: f for f in latest["figures"]}
-    value = {
-        what: found[f"scheduler [build]: {what}"]["value"]
-        for what in (
-            "day end -> marts",
-            "task work",
-            "critical path",
-            "scheduler overhead",
-            "warehouse__build runs",
-            "marts holding rows",
-        )
-    }
+    value = {what: found[f"scheduler [build]: {what}"]["value"] for what in SCHEDULER_FIGURES}
     assert all(v > 0 for v in value.values()), value
     assert value["critical path"] <= value["day end -> marts"], value
     from edw_bench import targets

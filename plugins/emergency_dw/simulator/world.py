@@ -10,6 +10,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from ..catalog import get_feed
 from ..catalog.references import INDUSTRIES, TOWNS
 from .common import company_names, day_start_utc, id_numbers, jitter, person_names, phones, rng_for, scaled
 from .load_profiles import draw_operating_profiles
@@ -368,16 +369,9 @@ class World:
         rng = self.rng("guardian-codes")
         n = scaled(31_000, self.scale, minimum=50)
         town_idx = rng.choice(len(TOWNS), size=n, p=TOWN_WEIGHTS)
+        site_types = next(c.allowed for c in get_feed("guardian_codes").columns if c.name == "site_type")
         site_type = rng.choice(
-            [
-                "enterprise",
-                "old_house",
-                "geohazard_point",
-                "reservoir",
-                "construction_site",
-                "school",
-                "other",
-            ],
+            list(site_types),  # the catalog's order: the shares below are in it
             size=n,
             p=[0.45, 0.2, 0.05, 0.02, 0.1, 0.03, 0.15],
         )
