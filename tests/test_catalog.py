@@ -98,6 +98,44 @@ def test_a_file_per_town_is_declared_on_the_feed_and_checked():
         catalog.Feed("x", "towns", "X", drop, ("x_id",), (key("x_id"), updated_at()), rows_per_day=1)
 
 
+def test_how_old_a_record_may_be_follows_from_what_the_feed_is():
+    """A snapshot's reference data may go unchanged for years, an event reaches its feed within a week, and
+    the feeds of work items re-sent for weeks as they change say so; nothing may lie a day ahead."""
+    from emergency_dw.catalog.columns import key, updated_at
+    from emergency_dw.catalog.model import (
+        EVENT_MAX_AGE_DAYS,
+        MAX_AHEAD_DAYS,
+        REFERENCE_MAX_AGE_DAYS,
+        WORK_ITEM_MAX_AGE_DAYS,
+    )
+
+    assert EVENT_MAX_AGE_DAYS < WORK_ITEM_MAX_AGE_DAYS < REFERENCE_MAX_AGE_DAYS
+    work_items = {"evaluation_projects", "grid_tasks", "hazard_inspections"}
+    for feed in catalog.FEEDS:
+        if feed.snapshot:
+            implied = REFERENCE_MAX_AGE_DAYS
+        elif feed.name in work_items:
+            implied = WORK_ITEM_MAX_AGE_DAYS
+        else:
+            implied = EVENT_MAX_AGE_DAYS
+        assert feed.max_age_days == implied, feed.name
+        assert feed.max_ahead_days == MAX_AHEAD_DAYS, feed.name
+
+    # left out, the feed's kind gives it; declared, the declaration stands; a negative age is refused
+    def declare(**facts) -> catalog.Feed:
+        api = catalog.HttpJson("x", "x")
+        return catalog.Feed(
+            "x", "yjj", "X", api, ("x_id",), (key("x_id"), updated_at()), rows_per_day=1, **facts
+        )
+
+    assert declare(snapshot=True).max_age_days == REFERENCE_MAX_AGE_DAYS
+    assert declare().max_age_days == EVENT_MAX_AGE_DAYS
+    declared = declare(max_age_days=WORK_ITEM_MAX_AGE_DAYS, max_ahead_days=0)
+    assert (declared.max_age_days, declared.max_ahead_days) == (WORK_ITEM_MAX_AGE_DAYS, 0)
+    with pytest.raises(ValueError, match="feed x: max_age_days is a number of days"):
+        declare(max_age_days=-1)
+
+
 def test_unknown_feed_error_says_where_to_look():
     try:
         catalog.get_feed("no_such_feed")
@@ -118,6 +156,7 @@ def test_edw_catalog_prints_every_feed_as_a_table():
     for feed in catalog.FEEDS:
         assert feed.name in out
     assert "1,378,080" in out and "应急管理局" in out and "file_drop" in out
+    assert "max age (days)" in out and "7,300" in out
 
 
 def test_edw_catalog_json_lists_feeds_with_their_columns():
@@ -129,6 +168,9 @@ def test_edw_catalog_json_lists_feeds_with_their_columns():
         assert all({"name", "type", "nullable", "pii"} <= set(c) for c in entry["columns"])
     boiler = next(e for e in feeds if e["feed"] == "boiler_inventory")
     assert boiler["encoding"] == "gb18030"
+    assert {entry["feed"]: entry["max_age_days"] for entry in feeds} == {
+        f.name: f.max_age_days for f in catalog.FEEDS
+    }
 
 
 def test_reference_seeds_and_staging_models_are_in_step_with_the_catalog():

@@ -54,8 +54,9 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     table = Table(
         title=f"Source catalog: {len(feeds)} feeds from {len({f.department for f in feeds})} providers"
     )
-    for header in ("department", "feed", "connector", "schedule", "rows/day"):
-        table.add_column(header, justify="right" if header == "rows/day" else "left")
+    numbers = ("rows/day", "max age (days)")  # max age: how old a record's event time or update may be
+    for header in ("department", "feed", "connector", "schedule", *numbers):
+        table.add_column(header, justify="right" if header in numbers else "left")
     for feed in feeds:
         dept = catalog.department(feed.department)
         table.add_row(
@@ -64,6 +65,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
             feed.connector_kind,
             feed.schedule,
             f"{feed.rows_per_day:,}",
+            f"{feed.max_age_days:,}",
         )
     console.print(table)
     return 0

@@ -14,6 +14,15 @@ FileFormat = Literal["csv", "xlsx", "parquet"]
 
 COLUMN_TYPES: tuple[str, ...] = ("string", "integer", "float", "boolean", "date", "timestamp")
 
+# How far from its batch's interval a record's event time and last update may lie: a feed's ``max_age_days``
+# before it and ``max_ahead_days`` after it. The suites' window rules hold a record beyond them in quarantine
+# (a 1970 default, a mistyped year: not a late record). Unless a feed declares its own, what it is implies
+# its max age: a snapshot's REFERENCE_MAX_AGE_DAYS, else EVENT_MAX_AGE_DAYS.
+EVENT_MAX_AGE_DAYS = 7  # an event reaches its feed within a week; an older export is sent as a file
+WORK_ITEM_MAX_AGE_DAYS = 92  # a case open for weeks (a hazard, a task, a project) is re-sent for a quarter
+REFERENCE_MAX_AGE_DAYS = 7300  # reference data may go unchanged for years, not for decades
+MAX_AHEAD_DAYS = 1  # after the interval's end: a source clock off by a time zone
+
 
 @dataclass(frozen=True)
 class Department:
@@ -116,6 +125,11 @@ class Feed:
     # a day would cost the build for nothing (the load itself replaces a batch's rows).
     redelivered: bool = True
     time_order: tuple[tuple[str, str], ...] = ()  # (earlier, later): later >= earlier when both are present
+    # How many days before its batch's interval a record's event time and last update may lie. Left out, what
+    # the feed is implies it (``implied_max_age_days``); a feed of cases that stay open for weeks and are
+    # re-sent as they change says WORK_ITEM_MAX_AGE_DAYS.
+    max_age_days: int | None = None
+    max_ahead_days: int = MAX_AHEAD_DAYS  # how many days after it (a record cannot come from the future)
     timezone: str = "Asia/Shanghai"
     encoding: str = "utf-8"
     description: str = ""
@@ -137,6 +151,17 @@ class Feed:
                 raise ValueError(f"feed {self.name}: column {ref!r} is not declared")
         if getattr(self.connector, "per_town", False) and "town_code" not in names:
             raise ValueError(f"feed {self.name}: a file per town needs a town_code column")
+        if self.max_age_days is None:  # resolved once, so every reader sees the number (frozen: set directly)
+            object.__setattr__(self, "max_age_days", self.implied_max_age_days)
+        for what, days in (("max_age_days", self.max_age_days), ("max_ahead_days", self.max_ahead_days)):
+            if not isinstance(days, int) or days < 0:
+                raise ValueError(f"feed {self.name}: {what} is a number of days (0 or more), not {days!r}")
+
+    @property
+    def implied_max_age_days(self) -> int:
+        """The max age what the feed is implies: a snapshot's reference data may go unchanged for years, an
+        event reaches its feed within a week."""
+        return REFERENCE_MAX_AGE_DAYS if self.snapshot else EVENT_MAX_AGE_DAYS
 
     @property
     def connector_kind(self) -> ConnectorKind:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..columns import date, key, lat, lon, person, phone, string, timestamp, town, updated_at
 from ..connections import api, database
-from ..model import Feed
+from ..model import WORK_ITEM_MAX_AGE_DAYS, Feed
 
 FEEDS: tuple[Feed, ...] = (
     Feed(
@@ -68,6 +68,7 @@ FEEDS: tuple[Feed, ...] = (
         api("dsj", "grid_tasks"),
         primary_key=("task_id",),
         event_time="created_at",
+        max_age_days=WORK_ITEM_MAX_AGE_DAYS,  # a task is re-sent at each step until it is closed
         rows_per_day=60,
         time_order=(
             ("created_at", "assigned_at"),

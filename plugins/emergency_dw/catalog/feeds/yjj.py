@@ -18,7 +18,7 @@ from ..columns import (
     updated_at,
 )
 from ..connections import api, database
-from ..model import Feed
+from ..model import WORK_ITEM_MAX_AGE_DAYS, Feed
 from ..references import HAZARD_LEVELS, INDUSTRY_CODES
 
 FEEDS: tuple[Feed, ...] = (
@@ -53,6 +53,7 @@ FEEDS: tuple[Feed, ...] = (
         api("yjj", "hazard_inspections"),
         primary_key=("hazard_id",),
         event_time="found_at",
+        max_age_days=WORK_ITEM_MAX_AGE_DAYS,  # a hazard is re-sent until it is rectified and closed
         rows_per_day=180,
         time_order=(("found_at", "rectified_at"),),
         columns=(
@@ -247,6 +248,7 @@ FEEDS: tuple[Feed, ...] = (
         database("yjj", "evaluation_projects"),
         primary_key=("project_id",),
         event_time="contracted_at",
+        max_age_days=WORK_ITEM_MAX_AGE_DAYS,  # a project is re-sent at each stage until its report is filed
         rows_per_day=30,
         time_order=(("contracted_at", "site_visit_at"), ("site_visit_at", "report_submitted_at")),
         columns=(
