@@ -14,7 +14,7 @@ Expectations 1.x expectation type and ``severity`` one of:
 - ``row``: the failing rows go to quarantine, the others load;
 - ``warn``: reported in the validation results only.
 
-Hand-written rules may also carry ``derive`` (new columns computed with ``DataFrame.eval`` before
+A rule may also carry ``derive`` (new columns computed with ``DataFrame.eval`` before
 validation), ``reference`` (the value set is read from a warehouse table at run time; GX validates
 the derived column ``_unknown__<column>``, the value where it is not in that set, as null), ``history``
 (the row-count band comes from the feed's recent loaded batches: see ``volume.py``) or ``window``
@@ -23,8 +23,11 @@ from the batch's interval, widened by those days; a file sent on its own covers 
 event time, see ``file_interval.py``).
 
 Every feed expected daily (see :func:`expected_daily`) gets a generated ``row_count_in_band`` rule: an
-empty or far smaller delivery fails the batch. A hand-written rule named like a generated one replaces
-it (a reviewed exception to the catalog's default): :func:`all_rules` keeps the hand-written one.
+empty or far smaller delivery fails the batch. Every feed gets generated ``window`` rules from the catalog's
+``max_age_days`` and ``max_ahead_days``: ``event_time_in_window`` on its event time (where it has one) and
+``updated_at_in_window`` on the field it is extracted by (see :func:`window_rules`). A hand-written rule
+named like a generated one replaces it (a reviewed exception to the catalog's default): :func:`all_rules`
+keeps the hand-written one.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from .pipeline_settings import row_count_band_settings
 SEVERITIES = ("critical", "row", "warn")
 DAILY_SCHEDULES = ("@daily", "0 0 * * *")
 ROW_COUNT_RULE = "row_count_in_band"
+EVENT_TIME_WINDOW_RULE = "event_time_in_window"
+UPDATED_AT_WINDOW_RULE = "updated_at_in_window"
 
 
 def expectations_dir() -> Path:
@@ -87,6 +92,60 @@ def row_count_rule(feed: Feed) -> dict:
         ),
         "history": dict(h),
     }
+
+
+def _days(n: int) -> str:
+    return f"{n} day" if n == 1 else f"{n} days"
+
+
+def _window_rule(name: str, column: str, feed: Feed, description: str) -> dict:
+    """A ``row`` rule that ``column`` lies within the batch's interval widened by the feed's ``max_age_days``
+    before it and ``max_ahead_days`` after it (``rules.py`` sets the bounds from the batch)."""
+    window = {"column": column, "days_before": feed.max_age_days, "days_after": feed.max_ahead_days}
+    return {
+        "name": name,
+        "expectation": "expect_column_values_to_be_between",
+        "kwargs": {"column": column},
+        "window": window,
+        "severity": "row",
+        "description": description,
+    }
+
+
+def window_rules(feed: Feed) -> list[dict]:
+    """``event_time_in_window`` on the feed's event time and ``updated_at_in_window`` on the field it is
+    extracted by. How old a record may be is a fact of the feed (its ``max_age_days``, implied by what the
+    feed is: events, work items, reference data), so a feed without hand-written rules has them too. A
+    timestamp beyond them is a defaulted or mistyped value (1970, next year), not a late record."""
+    before, after = _days(feed.max_age_days), _days(feed.max_ahead_days)
+    rules = []
+    if feed.event_time:
+        rules.append(
+            _window_rule(
+                EVENT_TIME_WINDOW_RULE,
+                feed.event_time,
+                feed,
+                f"{feed.event_time} lies near the batch's interval: at most {before} before it (late records) "
+                f"and {after} after it (a clock off by a time zone); a timestamp in 1970 or next year is a "
+                "defaulted or mistyped value",
+            )
+        )
+    if feed.incremental_field:
+        why = (
+            "reference data may go unchanged for years, not for decades"
+            if feed.snapshot
+            else "records are extracted by it"
+        )
+        rules.append(
+            _window_rule(
+                UPDATED_AT_WINDOW_RULE,
+                feed.incremental_field,
+                feed,
+                f"{feed.incremental_field} is not in the future ({after} after the batch's interval at most) "
+                f"and at most {before} before it ({why})",
+            )
+        )
+    return rules
 
 
 def catalog_rules(feed: Feed) -> list[dict]:
@@ -162,6 +221,7 @@ def catalog_rules(feed: Feed) -> list[dict]:
         )
     if expected_daily(feed):
         rules.append(row_count_rule(feed))
+    rules.extend(window_rules(feed))
     return rules
 
 
