@@ -35,6 +35,9 @@ def test_every_suite_file_is_a_feeds_and_in_step_with_the_catalog():
         for rule in suites.all_rules(on_disk):
             assert rule["severity"] in suites.SEVERITIES
             assert rule["description"]
+        assert on_disk["rules"], (
+            f"{path.name} holds no hand-written rules: delete it (the catalog's need none)"
+        )
         copies = [r["name"] for r in on_disk["rules"] if r in on_disk["generated_from_catalog"]]
         assert not copies, f"{path.name}: hand-written copies of the catalog's rules {copies}: remove them"
 
