@@ -45,6 +45,8 @@ def test_one_ingest_dag_per_feed_with_tags_retries_docs_callback_and_asset(dagba
         assert type(dag.timetable).__name__ == "CronDataIntervalTimetable", feed.name
         assert dag.timetable.expression in (feed.schedule, "0 0 * * *"), feed.name
         assert dag.doc_md and feed.name in dag.doc_md
+        doc = " ".join(dag.doc_md.split())  # as rendered
+        assert f"more than {feed.max_age_days:,} days before the day" in doc, feed.name
         assert [t.task_id for t in dag.tasks] == ["extract_and_land", "validate_and_load"]
         for task in dag.tasks:
             assert task.retries >= 2

@@ -54,15 +54,19 @@ def on_failure(context) -> None:
 
 def build_ingest_dag(feed: Feed) -> DAG:
     owner = department(feed.department)
+    ahead = f"{feed.max_ahead_days} day" + ("" if feed.max_ahead_days == 1 else "s")
     doc = f"""### ingest__{feed.name}
 
 {feed.title} from **{owner.name}** ({owner.name_zh}), read through `{feed.connector_kind}`.
 
 Each run handles one local day (Asia/Shanghai): **extract_and_land** pulls the day's records and writes
 them as Parquet to `lake/raw/{feed.name}/dt=YYYY-MM-DD/`; **validate_and_load** validates them with the
-feed's Great Expectations suite (`expectations/{feed.name}.json`), quarantines failing rows in
-`quarantine.{feed.name}`, loads the rest into `raw.{feed.name}` atomically and records the batch in
-`audit.batches`. A rerun of the same day replaces that day's batch exactly.
+feed's Great Expectations suite (the catalog's rules and the hand-written ones of
+`expectations/{feed.name}.json`, if any), quarantines failing rows in `quarantine.{feed.name}`, loads the
+rest into `raw.{feed.name}` atomically and records the batch in `audit.batches`. A rerun of the same day
+replaces that day's batch exactly. A record whose event time or last update lies more than
+{feed.max_age_days:,} days before the day, or more than {ahead} after it, is quarantined (the catalog's
+`max_age_days` and `max_ahead_days` of the feed).
 
 Primary key: `{", ".join(feed.primary_key)}`; about {feed.rows_per_day:,} rows a day at full scale.
 """
