@@ -20,9 +20,11 @@ import pandas as pd
 import pyarrow as pa
 
 from ..catalog import Feed
+from ..catalog.model import EVENT_MAX_AGE_DAYS
 from ..config import LOCAL_TZ
 
-STRAY_GAP_DAYS = 7  # as the windows' days_before: a record a week away from the rest is not of this file
+# as an event's max age (the window rules): a record a week away from the rest is not of this file
+STRAY_GAP_DAYS = EVENT_MAX_AGE_DAYS
 
 
 @dataclass(frozen=True)
