@@ -1,8 +1,8 @@
 """Adding a feed, the way the README's "Add a feed" says: in a copy of the project, a new feed of the Civil
 Affairs Bureau (mzj) is declared in its department's module and its staging is written by
 tools/generate_staging.py. That is four files, and nothing else is needed for the feed to run end to end:
-its ingest DAG, its expectation suite, the simulator's rows, an ingested batch and its staging model built by
-dbt on DuckDB, all in the copy."""
+its ingest DAG, its expectation suite (its window rules too, from what the feed is), the simulator's rows, an
+ingested batch and its staging model built by dbt on DuckDB, all in the copy."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from emergency_dw.catalog.model import MAX_AHEAD_DAYS, REFERENCE_MAX_AGE_DAYS
 
 from conftest import DAY
 
@@ -80,7 +82,8 @@ out["dag_errors"] = {str(k): str(v)[:500] for k, v in bag.import_errors.items()}
 out["dag"] = dag and {"tags": sorted(dag.tags), "tasks": [t.task_id for t in dag.tasks]}
 
 suite = load_suite(feed)
-out["suite"] = {"generated": [r["name"] for r in suite["generated_from_catalog"]], "rules": suite["rules"]}
+out["suite"] = {"generated": [r["name"] for r in suite["generated_from_catalog"]], "rules": suite["rules"],
+                "windows": {r["name"]: r["window"] for r in suite["generated_from_catalog"] if "window" in r}}
 
 frame = Simulator(copy / "data" / "sources", scale=0.02).delivery(feed, day)[0]
 out["simulated"] = {"rows": len(frame), "names": frame["name"].head(3).tolist()}
@@ -103,6 +106,10 @@ try:
     ).to_pylist()[0]
     out["staging"] = {**rows, "raw_keys": warehouse.query(
         f"select count(distinct depot_id) as n from raw.{name}").to_pylist()[0]["n"]}
+    out["window_results"] = warehouse.query(
+        "select rule, success, skipped from audit.validation_results where feed = ? and rule like '%_in_window'",
+        [name],
+    ).to_pylist()
 finally:
     warehouse.close()
 print("RESULT " + json.dumps(out, ensure_ascii=False, default=str))
@@ -202,6 +209,15 @@ def test_a_new_feed_is_four_files_and_runs_end_to_end(tmp_path: Path):
         out["suite"]["generated"]
     )
     assert out["suite"]["rules"] == []  # no hand-written rules: no suite file needed
+    # a snapshot of reference data: its updates may lie years back (no event time, so no event_time window)
+    assert out["suite"]["windows"] == {
+        "updated_at_in_window": {
+            "column": "updated_at",
+            "days_before": REFERENCE_MAX_AGE_DAYS,
+            "days_after": MAX_AHEAD_DAYS,
+        }
+    }
+    assert out["window_results"] == [{"rule": "updated_at_in_window", "success": True, "skipped": None}]
     assert out["simulated"]["rows"] == 120
     assert all(NOUN in name for name in out["simulated"]["names"]), out["simulated"]
     assert out["batch"]["status"] == "loaded" and out["batch"]["loaded"] > 100, out["batch"]
