@@ -36,6 +36,11 @@ class Figure:
     warehouse: str | None = None
 
 
+def feeds_said(feeds: tuple[str, ...] | None) -> str:
+    """How a figure's detail names the feeds it covers: every feed, or the ones ``--feed`` chose."""
+    return "all feeds" if feeds is None else "feeds " + ", ".join(feeds)
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

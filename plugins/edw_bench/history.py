@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from emergency_dw.config import settings
 
-from .figures import BUILD_PEAKS_MB, Figure, targets
+from .figures import BUILD_PEAKS_MB, Figure, feeds_said, targets
 from .processes import build_process, simulate_days, simulate_process
 from .workers import ingest_workers
 
@@ -42,12 +42,14 @@ def bench_history(
     days: int,
     backfill: int,
     progress: Callable[[str], None] | None = None,
+    feeds: tuple[str, ...] | None = None,
 ) -> list[Figure]:
     """The platform as it goes live and then runs daily: first the history of the baseline window is
     backfilled (``backfill`` days: every feed's batches, then one build, ``edw backfill``'s way), then
     ``days`` days follow one after another, each simulated (the world, timed apart), ingested (feeds side
     by side) and built incrementally. The incremental build of the last day against the first daily one:
-    both compute baselines over a full window, so what differs is the history behind them alone."""
+    both compute baselines over a full window, so what differs is the history behind them alone. ``feeds``:
+    only these feeds are simulated and ingested (default every feed; the build is the whole project's)."""
     from emergency_dw.embedded import embedded_sources
 
     goal = targets()
@@ -57,9 +59,9 @@ def bench_history(
     first_daily = first_day + dt.timedelta(days=backfill)
     with embedded_sources(apis_apart=True), ingest_workers() as workers:
         if backfill:
-            simulate += simulate_days(first_day, backfill, scale)
+            simulate += simulate_days(first_day, backfill, scale, feeds)
             for k in range(backfill):
-                extracted, seconds = workers.ingest_day(first_day + dt.timedelta(days=k))
+                extracted, seconds = workers.ingest_day(first_day + dt.timedelta(days=k), feeds)
                 backfill_records += extracted
                 backfill_ingest += seconds
             backfill_build = build_process()
@@ -74,8 +76,8 @@ def bench_history(
                 )
         for k in range(days):
             day = first_daily + dt.timedelta(days=k)
-            simulate += simulate_process(day, scale)
-            extracted, ingest_seconds = workers.ingest_day(day)
+            simulate += simulate_process(day, scale, feeds)
+            extracted, ingest_seconds = workers.ingest_day(day, feeds)
             build = build_process()
             if not build.success:
                 raise RuntimeError(f"bench history: the dbt build of {day} failed:\n{build.output}")
@@ -120,7 +122,9 @@ def bench_history(
             None,
             f"from {first_daily}, scale {scale}",
         ),
-        Figure("history: records ingested daily", records, "records", "", None, "all feeds, all days"),
+        Figure(
+            "history: records ingested daily", records, "records", "", None, f"{feeds_said(feeds)}, all days"
+        ),
         Figure(
             "history: pipeline work",
             pipeline,

@@ -20,14 +20,15 @@ class BuildRun:
     output: str
 
 
-def simulate_process(day: dt.date, scale: float) -> float:
+def simulate_process(day: dt.date, scale: float, feeds: tuple[str, ...] | None = None) -> float:
     """``edw simulate`` of one day in a process of its own (the world is not the pipeline: its memory
     is not the pipeline's); its seconds."""
-    return simulate_days(day, 1, scale)
+    return simulate_days(day, 1, scale, feeds)
 
 
-def simulate_days(first: dt.date, days: int, scale: float) -> float:
-    """``edw simulate`` of ``days`` days from ``first`` in one process of its own; its seconds."""
+def simulate_days(first: dt.date, days: int, scale: float, feeds: tuple[str, ...] | None = None) -> float:
+    """``edw simulate`` of ``days`` days from ``first`` (of ``feeds``, default every feed) in one process
+    of its own; its seconds."""
     import subprocess
     import sys
 
@@ -44,6 +45,7 @@ def simulate_days(first: dt.date, days: int, scale: float) -> float:
             str(days),
             "--scale",
             str(scale),
+            *(arg for feed in feeds or () for arg in ("--feed", feed)),
         ],
         capture_output=True,
         text=True,

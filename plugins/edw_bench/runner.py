@@ -71,6 +71,7 @@ def _on_warehouse(
     stages: tuple[str, ...],
     sampler: MemorySampler,
     progress: Callable[[str], None] | None,
+    feeds: tuple[str, ...] | None = None,
 ) -> list[Figure]:
     """The history, city-day and bi stages asked for, on the warehouse the environment names, in the
     data directory made for it; every figure tagged with ``warehouse``."""
@@ -84,11 +85,13 @@ def _on_warehouse(
     with embedded_sources(apis_apart=True):
         if "history" in stages:
             with sampler.stage() as memory:
-                figures += bench_history(scale, first, days, backfill, said)
+                figures += bench_history(scale, first, days, backfill, said, feeds)
             figures.append(memory_figure("history (PSS)", memory["peak_mb"], PSS_DETAIL + server))
         if "city_day" in stages:
             with sampler.stage() as memory:
-                figures += bench_city_day(scale, day, after_history="history" in stages, warehouse=warehouse)
+                figures += bench_city_day(
+                    scale, day, after_history="history" in stages, warehouse=warehouse, feeds=feeds
+                )
             figures.append(
                 memory_figure(
                     "city-day (PSS)",
@@ -128,7 +131,8 @@ def run_bench(
 
     The scheduler stage (Postgres only) runs the day due now through Airflow's scheduler once per build
     mode of ``warehouse__build`` in ``build_modes`` (default: every one available), with the ingest DAGs
-    of ``feeds`` (default: every feed)."""
+    of ``feeds`` (default: every feed). The history and city-day stages simulate and ingest ``feeds``
+    only, too (the build is the whole project's); their time targets are then shown, not judged."""
     import shutil
 
     if "postgres" in warehouses and "city_day" in stages:
@@ -173,7 +177,7 @@ def run_bench(
                 if warehouse == "duckdb":
                     with own_directory("run"):
                         figures += _on_warehouse(
-                            warehouse, scale, day, first, days, backfill, stages, sampler, progress
+                            warehouse, scale, day, first, days, backfill, stages, sampler, progress, feeds
                         )
                 elif warehouse == "postgres":
                     with (
@@ -183,11 +187,11 @@ def run_bench(
                         ),
                     ):
                         figures += _on_warehouse(
-                            warehouse, scale, day, first, days, backfill, stages, sampler, progress
+                            warehouse, scale, day, first, days, backfill, stages, sampler, progress, feeds
                         )
                 else:
                     raise ValueError(f"bench: no warehouse {warehouse!r}; one of {', '.join(WAREHOUSES)}")
-            figures += _city_day_ratio(figures, scale)
+            figures += _city_day_ratio(figures, scale, feeds)
         if "scheduler" in stages:  # in $EDW_DATA_DIR/bench/scheduler, on databases of its own
             figures += bench_scheduler(postgres_url, scale, build_modes, feeds, progress)
     finally:
@@ -244,15 +248,17 @@ def _require_targets(section: str, keys: tuple[str, ...]) -> None:
         )
 
 
-def _city_day_ratio(figures: list[Figure], scale: float) -> list[Figure]:
+def _city_day_ratio(
+    figures: list[Figure], scale: float, feeds: tuple[str, ...] | None = None
+) -> list[Figure]:
     """The city-day's pipeline work on Postgres against DuckDB's in the same run (``[postgres]
-    max_ratio_to_duckdb``; a time target: judged at full scale only)."""
+    max_ratio_to_duckdb``; a time target: judged at full scale with every feed only)."""
     found = {f.warehouse: f for f in figures if f.name == CITY_DAY_PIPELINE}
     if not {"duckdb", "postgres"} <= found.keys() or not found["duckdb"].value:
         return []
     limit = float(targets()["postgres"]["max_ratio_to_duckdb"])
     ratio = found["postgres"].value / found["duckdb"].value
-    full = scale >= 1
+    full = scale >= 1 and feeds is None
     return [
         Figure(
             ratio_name(CITY_DAY_PIPELINE),
@@ -261,7 +267,7 @@ def _city_day_ratio(figures: list[Figure], scale: float) -> list[Figure]:
             f"<= {limit:g}x",
             ratio <= limit if full else None,
             f"Postgres {found['postgres'].value:.1f} s, DuckDB {found['duckdb'].value:.1f} s, the same day"
-            + ("" if full else "; time targets are judged at full scale only"),
+            + ("" if full else "; time targets are judged at full scale with every feed only"),
             "postgres",
         )
     ]

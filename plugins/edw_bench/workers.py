@@ -104,15 +104,17 @@ class IngestWorkers:
         self._seconds: dict[str, float] = {}
         self.task_peak_mb = 0.0
 
-    def ingest_day(self, day: dt.date) -> tuple[int, float]:
-        """(records extracted, seconds until the day's last batch was loaded)."""
+    def ingest_day(self, day: dt.date, only: tuple[str, ...] | None = None) -> tuple[int, float]:
+        """(records extracted, seconds until the day's last batch was loaded) of every feed, or of
+        ``only`` these."""
         from concurrent.futures import as_completed
 
         from emergency_dw.catalog import all_feeds
         from emergency_dw.pipeline.ingest import day_interval
 
         start, end = day_interval(day)
-        feeds = sorted((f.name for f in all_feeds()), key=lambda name: -self._seconds.get(name, 0.0))
+        names = [f.name for f in all_feeds() if only is None or f.name in only]
+        feeds = sorted(names, key=lambda name: -self._seconds.get(name, 0.0))
         started = time.perf_counter()
         records = 0
         for done in as_completed([self._pool.submit(_ingest_feed, name, start, end) for name in feeds]):
