@@ -315,6 +315,16 @@
     {%- endif -%}
 {%- endmacro %}
 
+{# The build dates of int_enterprise_risk_points (meta build_dates, read by replace_build_dates): the
+   enterprise days risk_rebuild_sets() covers, as a condition on its rows; None on a full build. #}
+{% macro risk_rebuilt_rows() -%}
+    {%- set rebuild = risk_rebuild_sets() -%}
+    {%- if rebuild is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(in_risk_rebuild(rebuild, 'enterprise_id', 'risk_date')) }}
+{%- endmacro %}
+
 {# Pre-hook of int_enterprise_risk_points: delete the enterprise days it is about to rebuild. #}
 {% macro delete_risk_rebuild() -%}
     {%- set rebuild = risk_rebuild_sets() -%}
@@ -335,6 +345,16 @@
     {%- endif -%}
     {{ return("select distinct enterprise_id, risk_date from " ~ ref('int_enterprise_risk_points')
         ~ " where _built_at > cast('" ~ watermark ~ "' as timestamp with time zone)") }}
+{%- endmacro %}
+
+{# The build dates of fct_enterprise_risk_daily (meta build_dates, read by replace_build_dates): the
+   enterprise days risk_daily_rebuild() selects, as a condition on its rows; None on a full build. #}
+{% macro risk_daily_rebuilt_rows() -%}
+    {%- set rebuild = risk_daily_rebuild() -%}
+    {%- if rebuild is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return("(enterprise_id, risk_date) in (" ~ rebuild ~ ")") }}
 {%- endmacro %}
 
 {# True when a model's compile-time queries can run: dbt is executing a model (not parsing, not a
