@@ -19,8 +19,8 @@
    Returns None on a full build, or when the model was built before it carried _built_at (build every
    date), else a sorted list of 'YYYY-MM-DD' strings, empty when
    nothing changed (a no-op build costs one query per model). The query runs when the model's SQL is
-   compiled, and again when its pre-hook is rendered, before the hook deletes anything, so the delete and
-   the insert agree. #}
+   compiled, and again when the incremental strategy (replace_build_dates) deletes the rows of those dates,
+   before it deletes anything, so the delete and the insert agree. #}
 {% macro changed_dates(upstreams=[], loaded_upstreams=[], queries=[], date_column='reading_date',
                        following_days=0, preceding_days=0, window_days=0) -%}
     {%- if not execute or model.resource_type != 'model' or this is none or not is_incremental() -%}
@@ -111,10 +111,10 @@
     {%- endif -%}
 {%- endmacro %}
 
-{# The dates each response mart rebuilds (changed_dates), in one place for its SQL and its pre-hook. Both
-   also rebuild a date whose incident count disagrees with what they read: a cheap check (one count per
-   date) that catches what no watermark shows, an incident moved to another date or a re-delivered batch
-   with fewer calls. #}
+{# The dates each response mart rebuilds (changed_dates), in one place for its SQL and its incremental
+   strategy (meta build_dates). Both also rebuild a date whose incident count disagrees with what they
+   read: a cheap check (one count per date) that catches what no watermark shows, an incident moved to
+   another date or a re-delivered batch with fewer calls. #}
 {% macro response_model_dates() -%}
     {%- if not execute or model.resource_type != 'model' -%}
         {{ return(none) }}
@@ -177,14 +177,6 @@
         {%- set last = modules.datetime.datetime.strptime(dates[-1], '%Y-%m-%d') -%}
         {%- set after = (last + modules.datetime.timedelta(days=1)).strftime('%Y-%m-%d') -%}
         ({{ timestamp_column }} >= {{ local_day_start(dates[0]) }} and {{ timestamp_column }} < {{ local_day_start(after) }})
-    {%- endif -%}
-{%- endmacro %}
-
-{# Pre-hook of such a model: delete the rows of the dates it is about to rebuild (nothing on a full build;
-   an empty hook is skipped). #}
-{% macro delete_build_dates(dates, column='reading_date') -%}
-    {%- if dates is not none and dates | length > 0 -%}
-        delete from {{ this }} where {{ in_build_dates(column, dates) }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -323,14 +315,6 @@
         {{ return(none) }}
     {%- endif -%}
     {{ return(in_risk_rebuild(rebuild, 'enterprise_id', 'risk_date')) }}
-{%- endmacro %}
-
-{# Pre-hook of int_enterprise_risk_points: delete the enterprise days it is about to rebuild. #}
-{% macro delete_risk_rebuild() -%}
-    {%- set rebuild = risk_rebuild_sets() -%}
-    {%- if rebuild is not none -%}
-        delete from {{ this }} where {{ in_risk_rebuild(rebuild, 'enterprise_id', 'risk_date') }}
-    {%- endif -%}
 {%- endmacro %}
 
 {# fct_enterprise_risk_daily rebuilds the enterprise days whose risk points were built since its own last
