@@ -23,8 +23,9 @@
    deletes the target's rows of the rebuilt dates, deletes the rows of the rebuilt keys, and inserts the
    rebuilt rows. On Postgres the delete and the insert commit together with the rest of the model (dbt's
    BEGIN ... COMMIT around the materialization): a build that fails leaves the last good rows in place. The
-   dates are worked out again here, before anything is deleted (the watermark, the target's latest
-   _built_at, is still the one the model's SQL was compiled with).
+   dates are worked out again here, before anything is deleted, from the same bounds as the model's SQL:
+   the watermark (the target's latest _built_at) has not moved, and a batch stamped after this build
+   started is left to the next build (loaded_since_last_build).
 
    A first build, or --full-refresh, creates the table from the model's SQL and never calls this. #}
 {% macro get_incremental_replace_build_dates_sql(arg_dict) -%}
