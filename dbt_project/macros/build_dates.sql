@@ -19,8 +19,9 @@
    Returns None on a full build, or when the model was built before it carried _built_at (build every
    date), else a sorted list of 'YYYY-MM-DD' strings, empty when
    nothing changed (a no-op build costs one query per model). The query runs when the model's SQL is
-   compiled, and again when its pre-hook is rendered, before the hook deletes anything, so the delete and
-   the insert agree. #}
+   compiled, and again when the incremental strategy (replace_build_dates) deletes the rows of those dates,
+   before it deletes anything; both count only batches stamped before this build started
+   (loaded_since_last_build), so the delete and the insert agree while loads go on. #}
 {% macro changed_dates(upstreams=[], loaded_upstreams=[], queries=[], date_column='reading_date',
                        following_days=0, preceding_days=0, window_days=0) -%}
     {%- if not execute or model.resource_type != 'model' or this is none or not is_incremental() -%}
@@ -40,7 +41,7 @@
     {%- endfor -%}
     {%- for upstream in loaded_upstreams -%}
         {%- do parts.append("select distinct cast(" ~ date_column ~ " as varchar) from " ~ upstream
-            ~ " where _loaded_at > " ~ last_build_started() ~ " - " ~ load_margin()) -%}
+            ~ " where " ~ loaded_since_last_build('_loaded_at', last_build_started())) -%}
     {%- endfor -%}
     {%- for query in queries -%}
         {%- do parts.append("select distinct cast(changed_date as varchar) from (" ~ query ~ ") as changed (changed_date)") -%}
@@ -65,6 +66,15 @@
    (SQL interval): dbt_project.yml's var load_commit_margin_minutes. #}
 {% macro load_margin() -%}
     interval '{{ var('load_commit_margin_minutes') | int }} minutes'
+{%- endmacro %}
+
+{# Rows loaded since the model's last build (SQL condition on `column`, a _loaded_at): stamped after the
+   last build started (`last_started`, SQL) less load_margin(), and no later than this build started. The
+   bound makes the dates a build selects (its SQL, compiled first) and the dates it deletes (its
+   incremental strategy, after the select) agree while loads go on: a batch stamped after this build
+   started is the next build's. #}
+{% macro loaded_since_last_build(column, last_started) -%}
+    ({{ column }} > {{ last_started }} - {{ load_margin() }} and {{ column }} <= {{ built_at() }})
 {%- endmacro %}
 
 {# The start of this model's last build (SQL): the watermark of changed_dates' queries. #}
@@ -111,10 +121,10 @@
     {%- endif -%}
 {%- endmacro %}
 
-{# The dates each response mart rebuilds (changed_dates), in one place for its SQL and its pre-hook. Both
-   also rebuild a date whose incident count disagrees with what they read: a cheap check (one count per
-   date) that catches what no watermark shows, an incident moved to another date or a re-delivered batch
-   with fewer calls. #}
+{# The dates each response mart rebuilds (changed_dates), in one place for its SQL and its incremental
+   strategy (meta build_dates). Both also rebuild a date whose incident count disagrees with what they
+   read: a cheap check (one count per date) that catches what no watermark shows, an incident moved to
+   another date or a re-delivered batch with fewer calls. #}
 {% macro response_model_dates() -%}
     {%- if not execute or model.resource_type != 'model' -%}
         {{ return(none) }}
@@ -127,7 +137,7 @@
             queries=[
                 "select alerts.received_date from " ~ alerts ~ " as alerts inner join " ~ dispatches
                 ~ " as dispatches on dispatches.incident_id = alerts.incident_id"
-                ~ " where dispatches._loaded_at > " ~ last_build_started() ~ " - " ~ load_margin(),
+                ~ " where " ~ loaded_since_last_build('dispatches._loaded_at', last_build_started()),
                 counts_differ(this, 'count(*)', alerts, 'count(*)', 'received_date'),
             ],
             date_column='received_date')) }}
@@ -177,14 +187,6 @@
         {%- set last = modules.datetime.datetime.strptime(dates[-1], '%Y-%m-%d') -%}
         {%- set after = (last + modules.datetime.timedelta(days=1)).strftime('%Y-%m-%d') -%}
         ({{ timestamp_column }} >= {{ local_day_start(dates[0]) }} and {{ timestamp_column }} < {{ local_day_start(after) }})
-    {%- endif -%}
-{%- endmacro %}
-
-{# Pre-hook of such a model: delete the rows of the dates it is about to rebuild (nothing on a full build;
-   an empty hook is skipped). #}
-{% macro delete_build_dates(dates, column='reading_date') -%}
-    {%- if dates is not none and dates | length > 0 -%}
-        delete from {{ this }} where {{ in_build_dates(column, dates) }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -256,7 +258,7 @@
         {%- set new_versions -%}
             select distinct arrived.{{ owner }} as owner
             from {{ raw }} as arrived
-            where arrived._loaded_at > {{ loaded_since }}
+            where {{ loaded_since_last_build('arrived._loaded_at', built_since) }}
                 and not exists (
                     select 1 from {{ raw }} as held
                     where held.{{ key }} = arrived.{{ key }}
@@ -280,7 +282,7 @@
         from (
             select distinct reading_date as changed_date from {{ day_scores }} where _built_at > {{ built_since }}
             union
-            select distinct reading_date from {{ cables }} where _loaded_at > {{ loaded_since }}
+            select distinct reading_date from {{ cables }} where {{ loaded_since_last_build('_loaded_at', built_since) }}
         ) as changed
         cross join (
             select cast(max(case when parameter = 'monitoring_window_days' then value end) as integer) as days
@@ -289,11 +291,11 @@
         union all
         select cast(null as varchar), issued_date, coalesce({{ local_date('expires_at') }}, issued_date)
         from {{ warnings }}
-        where _loaded_at > {{ loaded_since }}
+        where {{ loaded_since_last_build('_loaded_at', built_since) }}
         union all
         select enterprise_id, found_date, cast('9999-12-31' as date)
         from {{ hazards }}
-        where _loaded_at > {{ loaded_since }}
+        where {{ loaded_since_last_build('_loaded_at', built_since) }}
         {%- for versions in snapshot_versions %}
         union all
         {{ versions }}
@@ -315,12 +317,14 @@
     {%- endif -%}
 {%- endmacro %}
 
-{# Pre-hook of int_enterprise_risk_points: delete the enterprise days it is about to rebuild. #}
-{% macro delete_risk_rebuild() -%}
+{# The build dates of int_enterprise_risk_points (meta build_dates, read by replace_build_dates): the
+   enterprise days risk_rebuild_sets() covers, as a condition on its rows; None on a full build. #}
+{% macro risk_rebuilt_rows() -%}
     {%- set rebuild = risk_rebuild_sets() -%}
-    {%- if rebuild is not none -%}
-        delete from {{ this }} where {{ in_risk_rebuild(rebuild, 'enterprise_id', 'risk_date') }}
+    {%- if rebuild is none -%}
+        {{ return(none) }}
     {%- endif -%}
+    {{ return(in_risk_rebuild(rebuild, 'enterprise_id', 'risk_date')) }}
 {%- endmacro %}
 
 {# fct_enterprise_risk_daily rebuilds the enterprise days whose risk points were built since its own last
@@ -335,6 +339,16 @@
     {%- endif -%}
     {{ return("select distinct enterprise_id, risk_date from " ~ ref('int_enterprise_risk_points')
         ~ " where _built_at > cast('" ~ watermark ~ "' as timestamp with time zone)") }}
+{%- endmacro %}
+
+{# The build dates of fct_enterprise_risk_daily (meta build_dates, read by replace_build_dates): the
+   enterprise days risk_daily_rebuild() selects, as a condition on its rows; None on a full build. #}
+{% macro risk_daily_rebuilt_rows() -%}
+    {%- set rebuild = risk_daily_rebuild() -%}
+    {%- if rebuild is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return("(enterprise_id, risk_date) in (" ~ rebuild ~ ")") }}
 {%- endmacro %}
 
 {# True when a model's compile-time queries can run: dbt is executing a model (not parsing, not a

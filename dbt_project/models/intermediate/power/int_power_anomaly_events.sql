@@ -8,18 +8,18 @@
 -- min_intervals flagged intervals, a cable min_minutes of covered time. One physical event gets one warning:
 -- of the events of one enterprise and event group that overlap in time, only the most specific rule's is kept
 -- (seed anomaly_rule_precedence). Severity from the magnitude (seed anomaly_severity); `reason` says in a
--- sentence what was measured against what. Incremental: rebuilds the events that start on a day whose
--- intervals changed, or the day after it.
+-- sentence what was measured against what. Incremental (replace_build_dates, by started_date): a build
+-- replaces the events that start on a day whose intervals changed, or the day after it (power_model_dates).
 
 {%- set build_dates = power_model_dates() %}
 
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy='replace_build_dates',
+        meta={'build_dates': 'power_model_dates', 'build_dates_column': 'started_date'},
         on_schema_change='sync_all_columns',
         post_hook="{{ analyze_table() }}",
-        pre_hook="{{ delete_build_dates(power_model_dates(), column='started_date') }}",
         indexes=[{'columns': ['started_date']}] if target.type == 'postgres' else [],
     )
 }}

@@ -10,8 +10,9 @@
 --   cable_over_temperature a cable reading >= temperature_c.
 -- int_power_anomaly_events joins consecutive intervals into events. Enterprises without a contracted
 -- capacity cannot be judged for overload or suspension_violation: fct_power_data_quality reports them.
--- Incremental: rebuilds the days whose scores or cable readings changed since, and the day after each (a
--- window of the evening flags intervals after midnight).
+-- Incremental (replace_build_dates, by reading_date): a build replaces the rows of the days whose scores
+-- or cable readings changed since, and of the day after each (a window of the evening flags intervals after
+-- midnight); see power_model_dates.
 
 {%- set build_dates = power_model_dates() %}
 {%- set window = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'window_intervals', 8) | int %}
@@ -20,13 +21,11 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy='replace_build_dates',
+        meta={'build_dates': 'power_model_dates', 'build_dates_column': 'reading_date'},
         on_schema_change='sync_all_columns',
         post_hook="{{ analyze_table() }}",
-        pre_hook=[
-            "{{ window_query_settings() }}",
-            "{{ delete_build_dates(power_model_dates()) }}",
-        ],
+        pre_hook="{{ window_query_settings() }}",
         indexes=[{'columns': ['reading_date']}, {'columns': ['subject_id', 'interval_at']}] if target.type == 'postgres' else [],
     )
 }}

@@ -18,8 +18,9 @@
 --                         are known, however like the working days it looks.
 -- A day is judged by the relative rules only with a level, min_similar_days similar days and min_kind_days
 -- days of its kind.
--- Incremental: rebuilds the days int_power_meter_days rebuilt and every later day whose lookback holds one
--- (a late day changes what is usual for the 56 days after it).
+-- Incremental (replace_build_dates, by reading_date): a build replaces the rows of the days
+-- int_power_meter_days rebuilt and of every later day whose lookback holds one (a late day changes what is
+-- usual for the 56 days after it); see power_model_dates.
 
 {%- set lookback = seed_parameter('anomaly_thresholds', 'baseline', 'lookback_days', 56) | int %}
 {%- set build_dates = power_model_dates() %}
@@ -27,12 +28,10 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy='replace_build_dates',
+        meta={'build_dates': 'power_model_dates', 'build_dates_column': 'reading_date'},
         on_schema_change='sync_all_columns',
-        pre_hook=[
-            "{{ window_query_settings() }}",
-            "{{ delete_build_dates(power_model_dates()) }}",
-        ],
+        pre_hook="{{ window_query_settings() }}",
         post_hook="{{ analyze_table() }}",
         indexes=[
             {'columns': ['meter_id', 'reading_date'], 'unique': True},

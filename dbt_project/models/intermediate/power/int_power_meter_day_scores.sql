@@ -2,17 +2,18 @@
 -- (int_power_readings_scored). The thresholds of a day adapt to the meter: a meter whose load normally
 -- swings by 2x within hours (a batch process, a plant that starts when orders come) raises its own
 -- thresholds above the seed's rise_ratio and drop_ratio, so its ordinary days do not warn (int_power_anomaly_intervals).
--- Incremental: rebuilds the days int_power_readings_scored rebuilt since (changed_dates).
+-- Incremental (replace_build_dates, by reading_date): a build replaces the rows of the days
+-- int_power_readings_scored rebuilt since (power_model_dates).
 
 {%- set build_dates = power_model_dates() %}
 
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy='replace_build_dates',
+        meta={'build_dates': 'power_model_dates', 'build_dates_column': 'reading_date'},
         on_schema_change='sync_all_columns',
         post_hook="{{ analyze_table() }}",
-        pre_hook="{{ delete_build_dates(power_model_dates()) }}",
         indexes=[{'columns': ['meter_id', 'reading_date'], 'unique': True}] if target.type == 'postgres' else [],
     )
 }}

@@ -4,7 +4,8 @@
 -- adaptive_min_days of them) when that is higher. A meter whose load ordinarily swings by 2x within hours
 -- (a batch process, a plant that runs when orders come) thus needs more than its ordinary days reach: its
 -- ordinary days do not warn, and fct_power_data_quality says its threshold is raised.
--- Incremental: rebuilds the days whose scores changed and the adaptive_days after each.
+-- Incremental (replace_build_dates, by reading_date): a build replaces the rows of the days whose scores
+-- changed and of the adaptive_days after each (power_model_dates).
 
 {%- set build_dates = power_model_dates() %}
 {%- set adaptive_days = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'adaptive_days', 28) | int %}
@@ -13,9 +14,9 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy='replace_build_dates',
+        meta={'build_dates': 'power_model_dates', 'build_dates_column': 'reading_date'},
         on_schema_change='sync_all_columns',
-        pre_hook="{{ delete_build_dates(power_model_dates()) }}",
         post_hook="{{ analyze_table() }}",
         indexes=[{'columns': ['meter_id', 'reading_date'], 'unique': True}] if target.type == 'postgres' else [],
     )

@@ -11,20 +11,19 @@
 --   max_hour_mean_kw   the highest 1-hour mean (4 consecutive slots, at least 3 read) of the day.
 -- day_kind: working_day, saturday, sunday or holiday from the seed calendar_days (China's statutory
 -- holidays and adjusted working days, 调休) and the weekday.
--- Incremental: rebuilds the days int_power_readings_sequenced rebuilt since (changed_dates).
+-- Incremental (replace_build_dates, by reading_date): a build replaces the rows of the days
+-- int_power_readings_sequenced rebuilt since (power_model_dates).
 
 {%- set build_dates = power_model_dates() %}
 
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy='replace_build_dates',
+        meta={'build_dates': 'power_model_dates', 'build_dates_column': 'reading_date'},
         on_schema_change='sync_all_columns',
         post_hook="{{ analyze_table() }}",
-        pre_hook=[
-            "{{ window_query_settings() }}",
-            "{{ delete_build_dates(power_model_dates()) }}",
-        ],
+        pre_hook="{{ window_query_settings() }}",
         indexes=[
             {'columns': ['meter_id', 'reading_date'], 'unique': True},
             {'columns': ['reading_date']},

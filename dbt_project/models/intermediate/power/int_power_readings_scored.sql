@@ -40,8 +40,9 @@
 -- New peak: the 1-hour mean (peak_intervals, 3 of them read) above peak_ratio x the lookback's highest
 -- 1-hour mean.
 --
--- Incremental: rebuilds the days whose readings, usual profiles or context changed, and the days either
--- side of them (their windows read across midnight).
+-- Incremental (replace_build_dates, by reading_date): a build replaces the rows of the days whose
+-- readings, usual profiles or context changed, and of the days either side of them (their windows read
+-- across midnight); see power_model_dates.
 
 {%- set build_dates = power_model_dates() %}
 {%- set window = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'window_intervals', 8) | int %}
@@ -56,13 +57,11 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy='replace_build_dates',
+        meta={'build_dates': 'power_model_dates', 'build_dates_column': 'reading_date'},
         on_schema_change='sync_all_columns',
         post_hook="{{ analyze_table() }}",
-        pre_hook=[
-            "{{ window_query_settings() }}",
-            "{{ delete_build_dates(power_model_dates()) }}",
-        ],
+        pre_hook="{{ window_query_settings() }}",
         indexes=[
             {'columns': ['meter_id', 'reading_at'], 'unique': True},
             {'columns': ['reading_date']},

@@ -10,21 +10,20 @@
 -- ignore it; overload and suspension_violation, which judge the level itself, do not.
 -- previous_read_at: the meter's last reading before this one that is not offline, on the same local day or
 -- the day before: two flagged readings with only missing or offline readings between them can be one event.
--- Incremental: rebuilds the local days of the readings loaded since its last build (however old) and the
--- day after each (whose first reading steps from the last of the day before); see changed_dates.
+-- Incremental (replace_build_dates, by reading_date): a build replaces the rows of the local days of the
+-- readings loaded since its last build (however old) and of the day after each (whose first reading steps
+-- from the last of the day before); see power_model_dates and changed_dates.
 
 {%- set build_dates = power_model_dates() %}
 
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy='replace_build_dates',
+        meta={'build_dates': 'power_model_dates', 'build_dates_column': 'reading_date'},
         on_schema_change='sync_all_columns',
         post_hook="{{ analyze_table() }}",
-        pre_hook=[
-            "{{ window_query_settings() }}",
-            "{{ delete_build_dates(power_model_dates()) }}",
-        ],
+        pre_hook="{{ window_query_settings() }}",
         indexes=[
             {'columns': ['meter_id', 'reading_at'], 'unique': True},
             {'columns': ['reading_date']},

@@ -3,20 +3,19 @@
 -- loads in the slot, and the largest step (load(slot) - load(slot - 1)) any of them made in the slot.
 -- Only days with min_similar_days similar days get a profile (seed anomaly_thresholds, rule baseline).
 -- Cost: similar_days x 96 values per meter and day built (11 M at full scale), whatever the history.
--- Incremental: rebuilds the days int_power_meter_day_context rebuilt since (changed_dates).
+-- Incremental (replace_build_dates, by reading_date): a build replaces the rows of the days
+-- int_power_meter_day_context rebuilt since (power_model_dates).
 
 {%- set build_dates = power_model_dates() %}
 
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy='replace_build_dates',
+        meta={'build_dates': 'power_model_dates', 'build_dates_column': 'reading_date'},
         on_schema_change='sync_all_columns',
         post_hook="{{ analyze_table() }}",
-        pre_hook=[
-            "{{ window_query_settings() }}",
-            "{{ delete_build_dates(power_model_dates()) }}",
-        ],
+        pre_hook="{{ window_query_settings() }}",
         indexes=[
             {'columns': ['meter_id', 'reading_date', 'slot_of_day'], 'unique': True},
             {'columns': ['reading_date']},

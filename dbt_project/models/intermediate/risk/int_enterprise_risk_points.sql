@@ -7,8 +7,9 @@
 -- town), monitoring (power anomalies and cable over-temperatures in the monitoring window).
 -- Hazards, warnings and anomalies are taken as of the end of the risk date; profiles, the registry,
 -- special equipment and geohazard points are the latest snapshot.
--- Incremental by what changed since the last build, however old (macro risk_rebuild_sets: the enterprises
--- and dates a loaded batch or a rebuilt power day touches); every row carries _built_at.
+-- Incremental (replace_build_dates, by risk_date): a build replaces the rows of the enterprise days it
+-- rebuilds, those that changed since the last build, however old (macro risk_rebuild_sets: the enterprises
+-- and dates a loaded batch or a rebuilt power day touches; risk_rebuilt_rows); every row carries _built_at.
 
 -- depends_on: {{ ref('int_power_meter_day_scores') }}
 -- depends_on: {{ ref('stg_power__cable_temperature_readings') }}
@@ -20,10 +21,9 @@
 {{
     config(
         materialized='incremental',
-        unique_key=['enterprise_id', 'risk_date', 'item'],
-        incremental_strategy='delete+insert',
+        incremental_strategy='replace_build_dates',
+        meta={'build_dates': 'risk_rebuilt_rows', 'build_dates_column': 'risk_date'},
         on_schema_change='append_new_columns',
-        pre_hook="{{ delete_risk_rebuild() }}",
     )
 }}
 

@@ -14,17 +14,18 @@
 --                               ended in the lookback;
 --   irregular_load              a meter day whose abnormal_fluctuation threshold the meter's own ordinary
 --                               swings have raised above the seed's rise_ratio or drop_ratio.
--- The audit page shows them by issue. Incremental by local date (changed_dates). A contracted mart: dbt
--- lets its schema change only by appended columns (on_schema_change append_new_columns or fail).
+-- The audit page shows them by issue. Incremental (replace_build_dates, by issue_date): a build replaces
+-- the episodes of the local dates it rebuilds (power_model_dates). A contracted mart: dbt lets its schema
+-- change only by appended columns (on_schema_change append_new_columns or fail).
 
 {%- set build_dates = power_model_dates() %}
 
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy='replace_build_dates',
+        meta={'build_dates': 'power_model_dates', 'build_dates_column': 'issue_date'},
         on_schema_change='append_new_columns',
-        pre_hook="{{ delete_build_dates(power_model_dates(), column='issue_date') }}",
         indexes=[{'columns': ['issue_date']}, {'columns': ['enterprise_id']}] if target.type == 'postgres' else [],
     )
 }}

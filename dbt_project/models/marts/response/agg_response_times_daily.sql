@@ -1,7 +1,8 @@
 -- Response times per local day, town, channel and event category: incident counts, p50/p90 of each
 -- interval and the share of measured intervals within the channel's target (seed response_targets).
--- Incremental: a build rebuilds whole days, those fct_incident_response rebuilt since the last build and
--- any whose counts differ from it (an incident moved to another date); see response_model_dates.
+-- Incremental (replace_build_dates, by received_date): a build replaces whole days, those
+-- fct_incident_response rebuilt since the last build and any whose counts differ from it (an incident moved
+-- to another date); see response_model_dates.
 
 {%- set intervals = ['alarm_handling', 'turnout', 'travel', 'response'] %}
 {%- set build_dates = response_model_dates() %}
@@ -9,10 +10,9 @@
 {{
     config(
         materialized='incremental',
-        unique_key='received_date',
-        incremental_strategy='delete+insert',
+        incremental_strategy='replace_build_dates',
+        meta={'build_dates': 'response_model_dates', 'build_dates_column': 'received_date'},
         on_schema_change='append_new_columns',
-        pre_hook="{{ delete_build_dates(response_model_dates(), 'received_date') }}",
     )
 }}
 

@@ -2,11 +2,11 @@
 -- it must follow is not trusted; an interval whose timestamps are missing or out of order is null and the
 -- row is flagged: nothing is guessed. The first unit on scene is the one with the earliest trusted
 -- arrival (ties: lowest unit_id); turnout and travel are that unit's own.
--- Incremental by received_date: a build rebuilds the dates of the calls and dispatch records loaded since
--- the last build, however old (a department's export of last month, a backfill), and any date whose
--- incident count differs from the calls staged (a re-delivered batch with fewer calls); see
--- response_model_dates. The unique key also removes an incident whose re-delivered call moved to another
--- date.
+-- Incremental (replace_build_dates, by received_date): a build replaces the rows of the dates of the calls
+-- and dispatch records loaded since the last build, however old (a department's export of last month, a
+-- backfill), and of any date whose incident count differs from the calls staged (a re-delivered batch with
+-- fewer calls); see response_model_dates. Its unique key, incident_id, also replaces an incident whose
+-- re-delivered call moved to another date.
 
 {%- set build_dates = response_model_dates() %}
 
@@ -14,9 +14,9 @@
     config(
         materialized='incremental',
         unique_key='incident_id',
-        incremental_strategy='delete+insert',
+        incremental_strategy='replace_build_dates',
+        meta={'build_dates': 'response_model_dates', 'build_dates_column': 'received_date'},
         on_schema_change='append_new_columns',
-        pre_hook="{{ delete_build_dates(response_model_dates(), 'received_date') }}",
     )
 }}
 

@@ -4,16 +4,16 @@
 -- level is the four-colour band the index falls in (seed risk_level_thresholds; index_risk_level), except
 -- that an open major hazard forces red (level_reason says which). top_factors names the reasons with the
 -- most weighted points, an open major hazard always first (how many: seed risk_parameters).
--- Incremental: rebuilds the enterprise days whose risk points were built since its own last build
--- (macro risk_daily_rebuild), however old; every row carries _built_at.
+-- Incremental (replace_build_dates, by risk_date): a build replaces the rows of the enterprise days whose
+-- risk points were built since its own last build (macro risk_daily_rebuild; risk_daily_rebuilt_rows),
+-- however old; every row carries _built_at.
 
 {{
     config(
         materialized='incremental',
-        unique_key=['enterprise_id', 'risk_date'],
-        incremental_strategy='delete+insert',
+        incremental_strategy='replace_build_dates',
+        meta={'build_dates': 'risk_daily_rebuilt_rows', 'build_dates_column': 'risk_date'},
         on_schema_change='append_new_columns',
-        pre_hook="{% set rebuild = risk_daily_rebuild() %}{% if rebuild is not none %}delete from {{ this }} where (enterprise_id, risk_date) in ({{ rebuild }}){% endif %}",
     )
 }}
 
