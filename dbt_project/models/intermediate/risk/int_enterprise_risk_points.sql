@@ -24,6 +24,7 @@
         incremental_strategy='replace_build_dates',
         meta={'build_dates': 'risk_rebuilt_rows', 'build_dates_column': 'risk_date'},
         on_schema_change='append_new_columns',
+        pre_hook="{{ window_query_settings() }}",
     )
 }}
 
