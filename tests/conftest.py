@@ -146,6 +146,22 @@ def api_server(simulated: Path, tmp_path_factory: pytest.TempPathFactory):
         yield server
 
 
+@pytest.fixture(scope="session")
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The manifest `dbt parse` writes for the DuckDB target: each node's config as dbt resolved it (from
+    the model's SQL, its YAML and dbt_project.yml), what dbt's own tools read of the project."""
+    import json
+
+    from emergency_dw.transform import run_dbt
+
+    root = tmp_path_factory.mktemp("parsed")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDW_DATA_DIR", str(root / "data"))
+        parsed = run_dbt(["parse"], warehouse_url=f"duckdb:///{root / 'w.duckdb'}")
+    assert parsed.success, parsed.error
+    return json.loads((root / "data" / "dbt" / "target" / "manifest.json").read_text())
+
+
 # What the reliability tests tried and survived, reported at the end of the run.
 RELIABILITY: Counter = Counter()
 

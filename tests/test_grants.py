@@ -298,17 +298,6 @@ def test_every_bi_query_runs_as_bi_reader(built: dict):
     assert answered["response_week_by_channel"], "the calls loaded give the headline rows"
 
 
-@pytest.fixture(scope="module")
-def manifest(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The manifest `dbt parse` writes for the DuckDB target: what dbt's tools read of the project."""
-    root = tmp_path_factory.mktemp("parsed")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EDW_DATA_DIR", str(root / "data"))
-        parsed = run_dbt(["parse"], warehouse_url=f"duckdb:///{root / 'w.duckdb'}")
-    assert parsed.success, parsed.error
-    return json.loads((root / "data" / "dbt" / "target" / "manifest.json").read_text())
-
-
 def test_the_marts_are_public_and_the_exposures_read_only_public_models(manifest: dict):
     """dbt's own access levels say which relations are a contract: every mart `public`, staging and
     intermediate `protected`, and the BI dashboards (exposures) depend on public models only."""

@@ -14,24 +14,12 @@ import pytest
 from dbt.cli.main import dbtRunner
 
 from emergency_dw.config import temporary_environment
-from emergency_dw.transform import DBT_PROJECT, dbt_environment, run_dbt
+from emergency_dw.transform import DBT_PROJECT, dbt_environment
 from emergency_dw.warehouse import connect
 
 from databases import create_database, drop_database, postgres_url
 
 STRATEGY = "replace_build_dates"
-
-
-@pytest.fixture(scope="module")
-def manifest(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The manifest `dbt parse` writes for the DuckDB target: each model's config as dbt resolved it (from
-    the model's SQL, its YAML and dbt_project.yml)."""
-    root = tmp_path_factory.mktemp("parsed")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EDW_DATA_DIR", str(root / "data"))
-        parsed = run_dbt(["parse"], warehouse_url=f"duckdb:///{root / 'w.duckdb'}")
-    assert parsed.success, parsed.error
-    return json.loads((root / "data" / "dbt" / "target" / "manifest.json").read_text())
 
 
 def test_every_incremental_model_replaces_its_build_dates_and_declares_them(manifest: dict):
