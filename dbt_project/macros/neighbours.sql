@@ -24,3 +24,19 @@
     ) = {{ 2 * reach + 1 }}{{ ' and' if not loop.last else '' }}
     {%- endfor %}
 {%- endmacro %}
+
+{# function(column at rows first..last from this one, negative before it): the value a frame
+   `rows between ... and ...` would aggregate with max or min, read as lags and leads of the window the
+   other neighbours use, so that it costs no window pass of its own. A frame of one row is the column. #}
+{% macro over_offsets(function, column, first, last, window='by_meter') -%}
+    {%- set offsets = range(first, last + 1) | list %}
+    {%- if offsets | length == 1 and offsets[0] == 0 -%}
+    {{ column }}
+    {%- else -%}
+    {{ function }}(
+        {%- for k in offsets %}
+        {% if k < 0 %}lag({{ column }}, {{ -k }}) over {{ window }}{% elif k > 0 %}lead({{ column }}, {{ k }}) over {{ window }}{% else %}{{ column }}{% endif %}{{ ',' if not loop.last else '' }}
+        {%- endfor %}
+    )
+    {%- endif %}
+{%- endmacro %}

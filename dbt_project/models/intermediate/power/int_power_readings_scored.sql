@@ -252,10 +252,14 @@ readings_with_usual as (
 
 -- a dense grid of the context's 15-minute intervals per meter (a missing reading is a row without one), so
 -- that a window is a fixed number of rows: its sums are differences of running sums, and its neighbours
--- lags and leads (cheap), instead of time-range frames
+-- lags and leads (cheap), instead of time-range frames; last_reading_at bounds the windows judged
 meters as (
 
-    select distinct meter_id from readings_with_usual
+    select
+        meter_id,
+        max(reading_at) as last_reading_at
+    from readings_with_usual
+    group by meter_id
 
 ),
 
@@ -275,6 +279,7 @@ grid as (
 
     select
         meters.meter_id,
+        meters.last_reading_at,
         grid_dates.reading_date,
         slots.slot_of_day,
         {{ local_slot_start('grid_dates.reading_date', 'slots.slot_of_day') }} as interval_at
@@ -289,6 +294,7 @@ grid_values as (
     select
         grid.meter_id,
         grid.interval_at,
+        grid.last_reading_at,
         readings_with_usual.enterprise_id,
         readings_with_usual.reading_at,
         readings_with_usual.reading_date,
@@ -328,6 +334,9 @@ grid_values as (
 
 ),
 
+-- Every window value below is read from the running sums by lags and leads of one window (by_meter), and
+-- every frame of neighbours by lags and leads of a second: on Postgres each distinct window is a pass over
+-- the whole grid (2.8 M rows a city-day at full scale), so the chain is three passes, not nine.
 running_sums as (
 
     select
@@ -352,9 +361,6 @@ windows as (
         lead(load_sum, {{ window - 1 }}) over by_meter - coalesce(lag(load_sum, 1) over by_meter, 0) as window_load_sum,
         lead(usual_sum, {{ window - 1 }}) over by_meter - coalesce(lag(usual_sum, 1) over by_meter, 0) as window_usual_sum,
         lead(paired_count, {{ window - 1 }}) over by_meter - coalesce(lag(paired_count, 1) over by_meter, 0) as window_readings,
-        -- the mean of the usable readings at this interval and the one before (one missing reading is no gap)
-        (relative_sum - coalesce(lag(relative_sum, 2) over by_meter, 0))
-        / nullif(relative_count - coalesce(lag(relative_count, 2) over by_meter, 0), 0) as pair_mean_kw,
         coalesce(lag(load_sum, 1) over by_meter, 0) - coalesce(lag(load_sum, {{ window + 1 }}) over by_meter, 0) as before_load_sum,
         coalesce(lag(usual_sum, 1) over by_meter, 0) - coalesce(lag(usual_sum, {{ window + 1 }}) over by_meter, 0) as before_usual_sum,
         coalesce(lag(paired_count, 1) over by_meter, 0) - coalesce(lag(paired_count, {{ window + 1 }}) over by_meter, 0) as before_readings,
@@ -363,39 +369,42 @@ windows as (
         lead(paired_count, {{ 2 * window - 1 }}) over by_meter - lead(paired_count, {{ window - 1 }}) over by_meter as after_readings,
         relative_sum - coalesce(lag(relative_sum, {{ peak_intervals }}) over by_meter, 0) as hour_load_sum,
         relative_count - coalesce(lag(relative_count, {{ peak_intervals }}) over by_meter, 0) as hour_readings,
+        -- the steps at a window's edges, between half-hour means (the usable readings of two intervals; one
+        -- missing reading is no gap): into the window at its start (the half hour from it against the half
+        -- hour before it), and out of a window ending at an interval (that half hour against the next one)
+        ln(
+            (
+                (lead(relative_sum, 1) over by_meter - coalesce(lag(relative_sum, 1) over by_meter, 0))
+                / nullif(lead(relative_count, 1) over by_meter - coalesce(lag(relative_count, 1) over by_meter, 0), 0)
+                + epsilon_kw
+            ) / (
+                (lag(relative_sum, 1) over by_meter - coalesce(lag(relative_sum, 3) over by_meter, 0))
+                / nullif(lag(relative_count, 1) over by_meter - coalesce(lag(relative_count, 3) over by_meter, 0), 0)
+                + epsilon_kw
+            )
+        ) as step_in_log,
+        ln(
+            (
+                (relative_sum - coalesce(lag(relative_sum, 2) over by_meter, 0))
+                / nullif(relative_count - coalesce(lag(relative_count, 2) over by_meter, 0), 0)
+                + epsilon_kw
+            ) / (
+                (lead(relative_sum, 2) over by_meter - coalesce(relative_sum, 0))
+                / nullif(lead(relative_count, 2) over by_meter - relative_count, 0)
+                + epsilon_kw
+            )
+        ) as step_out_log,
         {{ over_neighbours('greatest', 'usual_step_kw', step_tolerance) }} as usual_step_near_kw,
-        lead(relative_load_kw) over by_meter as next_relative_load_kw,
-        max(reading_at) over (partition by running_sums.meter_id) as last_reading_at
+        lead(relative_load_kw) over by_meter as next_relative_load_kw
     from running_sums
     window by_meter as (partition by running_sums.meter_id order by interval_at)
 
 ),
 
--- the steps at a window's edges, between half-hour means (two readings): into the window at its start (the
--- half hour from it against the half hour before it), and out of a window ending at an interval (that half
--- hour against the next one)
-edges as (
+window_means as (
 
     select
         windows.*,
-        ln((lead(pair_mean_kw, 1) over by_meter + epsilon_kw) / (lag(pair_mean_kw, 1) over by_meter + epsilon_kw))
-            as step_in_log,
-        ln((pair_mean_kw + epsilon_kw) / (lead(pair_mean_kw, 2) over by_meter + epsilon_kw)) as step_out_log
-    from windows
-    window by_meter as (partition by windows.meter_id order by interval_at)
-
-),
-
-window_ratios as (
-
-    select
-        edges.*,
-        -- the way in: the steepest step in from edge_reach_intervals before the window's start to its start;
-        -- the way back: the steepest step out from the window's end to edge_reach_intervals after it
-        max(step_in_log) over way_in_rise as step_in_up_log,
-        min(step_in_log) over way_in_drop as step_in_down_log,
-        max(step_out_log) over way_back as step_back_down_log,
-        min(step_out_log) over way_back as step_back_up_log,
         case when window_readings >= {{ min_readings }} then window_load_sum / window_readings end as judged_window_kw,
         case when window_readings >= {{ min_readings }} then window_usual_sum / window_readings end as window_usual_kw,
         case when before_readings >= {{ min_readings }} then before_load_sum / before_readings end as judged_before_kw,
@@ -403,25 +412,14 @@ window_ratios as (
         case when after_readings >= {{ min_readings }} then after_load_sum / after_readings end as judged_after_kw,
         case when after_readings >= {{ min_readings }} then after_usual_sum / after_readings end as after_usual_kw,
         case when hour_readings > 0 then hour_load_sum / hour_readings end as hour_mean_kw
-    from edges
-    window
-        way_in_rise as (
-            partition by edges.meter_id order by interval_at rows between {{ rise_reach }} preceding and current row
-        ),
-        way_in_drop as (
-            partition by edges.meter_id order by interval_at rows between {{ drop_reach }} preceding and current row
-        ),
-        way_back as (
-            partition by edges.meter_id order by interval_at
-            rows between {{ window - 1 }} following and {{ window - 1 + reach }} following
-        )
+    from windows
 
 ),
 
 window_logs as (
 
     select
-        window_ratios.*,
+        window_means.*,
         -- the usual mean of the window, where one was read (the tolerance takes it at nearby starts too)
         case when reading_at is not null and judged_window_kw is not null then window_usual_kw end
             as judged_usual_kw,
@@ -436,7 +434,7 @@ window_logs as (
             when reading_at is not null and judged_window_kw is not null and judged_after_kw is not null
                 then ln((window_usual_kw + epsilon_kw) / (after_usual_kw + epsilon_kw))
         end as usual_versus_after
-    from window_ratios
+    from window_means
 
 ),
 
@@ -444,6 +442,12 @@ window_tolerances as (
 
     select
         window_logs.*,
+        -- the way in: the steepest step in from edge_reach_intervals before the window's start to its start;
+        -- the way back: the steepest step out from the window's end to edge_reach_intervals after it
+        {{ over_offsets('greatest', 'step_in_log', -rise_reach, 0) }} as step_in_up_log,
+        {{ over_offsets('least', 'step_in_log', -drop_reach, 0) }} as step_in_down_log,
+        {{ over_offsets('greatest', 'step_out_log', window - 1, window - 1 + reach) }} as step_back_down_log,
+        {{ over_offsets('least', 'step_out_log', window - 1, window - 1 + reach) }} as step_back_up_log,
         {{ over_neighbours('greatest', 'judged_usual_kw', tolerance) }} as usual_window_high_kw,
         {{ over_neighbours('least', 'judged_usual_kw', tolerance) }} as usual_window_low_kw,
         {{ over_neighbours('greatest', 'usual_versus_before', tolerance) }} as usual_rise_before,
