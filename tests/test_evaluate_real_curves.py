@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -159,6 +160,7 @@ def test_the_report_adds_up(real_run):
     assert total["injected"] == len(plan.events)
     assert evaluation.false_per_meter_week == pytest.approx(total["false_alarms"] / (4 * 14 / 7))
     assert "false alarms per meter-week" in output and "Real curve windows" in output
+    assert re.search(r"dbt build of the power marts in [\d.]+ s: \d+ nodes, 0 not passed", output), output
 
 
 def test_the_warnings_on_the_real_curve_meet_the_targets(real_run):
