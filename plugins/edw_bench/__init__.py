@@ -8,7 +8,7 @@ Figures, each with its DESIGN section 7 target:
 - a city-day, all feeds, simulate -> ingest (every DAG for real) -> dbt build, each stage timed and the
   Airflow overhead shown apart;
 - the seed's full volume (31.59 M records) end to end as a backfill: every day's batches, feeds side by
-  side, then one dbt build;
+  side, a dbt build after every `[backfill] days_per_build` days (as `edw backfill` builds);
 - day after day, ingest and incremental build: the last day's build against the first (``--days``);
 - peak memory of every process;
 - the BI queries (``reports/bi_queries.sql``) on the history's warehouse: median and p95 of each, and the

@@ -289,11 +289,36 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         if args.feed
         else [f.name for f in catalog.all_feeds()]
     )
+    from .pipeline.pipeline_settings import build_passes
+
     console.rule(f"edw backfill: {len(feeds)} feed(s) x {len(days)} day(s), {days[0]} .. {days[-1]}")
-    outcomes = _ingest_days(feeds, days)
+    # the marts are built after every [backfill] days_per_build days loaded (pipeline.toml): a build takes
+    # in the days loaded since the last one, and its memory grows with them
+    passes = [days] if args.no_build else build_passes(days)
+    outcomes = []
+    for number, loaded in enumerate(passes, 1):
+        if len(passes) > 1:
+            console.print(
+                f"pass {number} of {len(passes)}: {loaded[0]} .. {loaded[-1]}, then the build "
+                "([backfill] days_per_build in the pipeline settings)"
+            )
+        outcomes += _ingest_days(feeds, loaded)
+        if not args.no_build and not _build():
+            _print_batches(outcomes)
+            rest = days[days.index(loaded[-1]) + 1 :]
+            left = (
+                f" The days after it were not loaded: `edw backfill --from {rest[0]} --to {rest[-1]}` loads "
+                "them once the build passes."
+                if rest
+                else ""
+            )
+            console.print(
+                f"[red]The build after {loaded[0]} .. {loaded[-1]} failed[/]: what was loaded stays loaded, and "
+                f"the next build takes it in.{left}"
+            )
+            return 1
     _print_batches(outcomes)
-    built = _build() if not args.no_build else True
-    return 0 if built and all(o.state == "success" for o in outcomes) else 1
+    return 0 if all(o.state == "success" for o in outcomes) else 1
 
 
 # ---------------------------------------------------------------- retention
@@ -481,7 +506,23 @@ def _build(unit_tests: bool = False, full_refresh: bool = False) -> bool:
         console.print(f"  [red]{r['status']}[/] {r['node']}: {r['message']}")
     if run.error:
         console.print(f"  [red]{run.error}[/]")
+    hint = out_of_memory_hint([r["message"] or "" for r in failed] + [run.error or ""])
+    if hint:
+        console.print(f"[yellow]{hint}[/]")
     return run.success
+
+
+def out_of_memory_hint(messages: list[str]) -> str | None:
+    """What to do when the embedded warehouse ran out of memory in a build (None when it did not)."""
+    if not any("Out of Memory Error" in m for m in messages):
+        return None
+    return (
+        "The embedded DuckDB warehouse ran out of memory (EDW_DUCKDB_MEMORY_LIMIT, now "
+        f"{settings().duckdb_memory_limit}): a build takes in every day loaded since the last one, and the "
+        "power models' memory grows with those days. Raise EDW_DUCKDB_MEMORY_LIMIT for this build, or load "
+        "long histories with `edw backfill`, which builds after every [backfill] days_per_build days "
+        "(pipeline.toml). Nothing loaded is lost: the next build takes it in."
+    )
 
 
 def cmd_build(args: argparse.Namespace) -> int:

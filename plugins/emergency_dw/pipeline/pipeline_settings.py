@@ -27,10 +27,10 @@ class RowCountBand:
         return {k: v for k, v in asdict(self).items() if k != "chance_sigmas"}
 
 
-def row_count_band_settings(path: str | Path | None = None) -> RowCountBand:
+def _settings_file(path: str | Path | None) -> tuple[Path, dict]:
     path = Path(path or os.environ.get(SETTINGS_ENV) or DEFAULT_SETTINGS)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return path, tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(
             f"pipeline settings file {path} does not exist; unset {SETTINGS_ENV} or point it at a copy of "
@@ -38,6 +38,10 @@ def row_count_band_settings(path: str | Path | None = None) -> RowCountBand:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"pipeline settings file {path} is not valid TOML: {exc}") from None
+
+
+def row_count_band_settings(path: str | Path | None = None) -> RowCountBand:
+    path, data = _settings_file(path)
     section = data.get("row_count_band", {})
     names = [f.name for f in fields(RowCountBand)]
     missing = [name for name in names if name not in section]
@@ -46,3 +50,22 @@ def row_count_band_settings(path: str | Path | None = None) -> RowCountBand:
             f"pipeline settings file {path}: [row_count_band] lacks {missing}; start from {DEFAULT_SETTINGS}"
         )
     return RowCountBand(**{name: section[name] for name in names})
+
+
+def days_per_build(path: str | Path | None = None) -> int:
+    """``[backfill] days_per_build``: how many days a backfill loads before it builds the marts."""
+    path, data = _settings_file(path)
+    value = data.get("backfill", {}).get("days_per_build")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(
+            f"pipeline settings file {path}: [backfill] days_per_build must be a whole number of days, 1 or "
+            f"more (is {value!r}); start from {DEFAULT_SETTINGS}"
+        )
+    return value
+
+
+def build_passes(days: list, per_build: int | None = None) -> list[list]:
+    """``days`` in the passes of a backfill, in order: each pass loads its days, then builds the marts
+    (``days_per_build`` of them at most, so that no build takes in more than memory allows)."""
+    size = per_build or days_per_build()
+    return [days[k : k + size] for k in range(0, len(days), size)]
