@@ -508,7 +508,7 @@ def _build(unit_tests: bool = False, full_refresh: bool = False) -> bool:
         console.print(f"  [red]{run.error}[/]")
     hint = out_of_memory_hint([r["message"] or "" for r in failed] + [run.error or ""])
     if hint:
-        console.print(f"[yellow]{hint}[/]")
+        console.print(hint, style="yellow", markup=False)
     return run.success
 
 
