@@ -280,9 +280,10 @@ def day_warehouse_to_write(_day_warehouses) -> DayWarehouse:
 
 
 def _copy_day_warehouse(day: DayWarehouse, root: Path) -> DayWarehouse:
-    """A copy of a DuckDB ``day`` (its warehouse file and its data directory) under ``root``."""
+    """A copy of a DuckDB ``day`` (its warehouse file and its data directory) under ``root``; not the files
+    its loads took their OS locks on (``warehouse.duckdb.locks/``), which the copy makes anew as it writes."""
     import shutil
 
     assert day.url.startswith("duckdb:///"), day.url
-    shutil.copytree(day.root / "data", root / "data")
+    shutil.copytree(day.root / "data", root / "data", ignore=shutil.ignore_patterns("*.duckdb.locks"))
     return DayWarehouse(root, f"duckdb:///{root / 'data' / 'warehouse.duckdb'}", day.results, day.build)
