@@ -217,3 +217,73 @@ def edw_run(tmp_path_factory: pytest.TempPathFactory) -> EdwRun:
         proc.stdout + proc.stderr,
         time.monotonic() - started,
     )
+
+
+@dataclass
+class DayWarehouse:
+    root: Path  # its data directory is root / "data" (sources, lake, validation results, dbt's target)
+    url: str
+    results: dict  # feed -> what ingest returned, or the BatchFailed it raised
+    build: object  # emergency_dw.transform.DbtRun: `dbt build` of the whole project after the ingests
+
+
+def ingest_and_build_day(simulated: Path, root: Path, url: str) -> DayWarehouse:
+    """Every feed of the session's simulated day ingested for real (connector, validation, load) into the
+    warehouse at ``url``, then `dbt build` of the whole project (seeds, every model, data and unit tests)."""
+    import shutil
+
+    from emergency_dw.catalog import all_feeds
+    from emergency_dw.embedded import embedded_sources
+    from emergency_dw.pipeline.ingest import BatchFailed, day_interval, ingest
+    from emergency_dw.transform import run_dbt
+
+    shutil.copytree(simulated, root / "data" / "sources")
+    results = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDW_DATA_DIR", str(root / "data"))
+        mp.setenv("EDW_WAREHOUSE_URL", url)
+        mp.setenv("EDW_HTTP_BACKOFF_SECONDS", "0.05")
+        with embedded_sources():
+            start, end = day_interval(DAY)
+            for feed in all_feeds():
+                try:
+                    results[feed.name] = ingest(feed.name, start, end)
+                except BatchFailed as exc:
+                    results[feed.name] = exc
+        build = run_dbt(["build"], warehouse_url=url)
+    return DayWarehouse(root, url, results, build)
+
+
+@pytest.fixture(scope="session")
+def _day_warehouses(
+    simulated: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[DayWarehouse, DayWarehouse]:
+    """The session's simulated day, every feed ingested into a fresh DuckDB warehouse and the whole project
+    built on it (ingest_and_build_day), once per session; and a copy of it made at once, for readers."""
+    root = tmp_path_factory.mktemp("day-duckdb")
+    day = ingest_and_build_day(simulated, root, f"duckdb:///{root / 'data' / 'warehouse.duckdb'}")
+    return day, _copy_day_warehouse(day, tmp_path_factory.mktemp("day-duckdb-read"))
+
+
+@pytest.fixture(scope="session")
+def day_warehouse(_day_warehouses) -> DayWarehouse:
+    """The session's built day on DuckDB (_day_warehouses), as built: read-only (test_marts_complete reads
+    its marts). A copy: its raw rows and audit name the files of the original, which test_ingest owns."""
+    return _day_warehouses[1]
+
+
+@pytest.fixture(scope="session")
+def day_warehouse_to_write(_day_warehouses) -> DayWarehouse:
+    """The session's built day on DuckDB where it was ingested, for its one writer, test_ingest (whose reruns
+    must find the sources at the paths the first load read them from, as its raw rows record them)."""
+    return _day_warehouses[0]
+
+
+def _copy_day_warehouse(day: DayWarehouse, root: Path) -> DayWarehouse:
+    """A copy of a DuckDB ``day`` (its warehouse file and its data directory) under ``root``; not the files
+    its loads took their OS locks on (``warehouse.duckdb.locks/``), which the copy makes anew as it writes."""
+    import shutil
+
+    assert day.url.startswith("duckdb:///"), day.url
+    shutil.copytree(day.root / "data", root / "data", ignore=shutil.ignore_patterns("*.duckdb.locks"))
+    return DayWarehouse(root, f"duckdb:///{root / 'data' / 'warehouse.duckdb'}", day.results, day.build)

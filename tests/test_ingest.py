@@ -6,9 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +21,7 @@ from emergency_dw.pipeline.suites import row_count_rule
 from emergency_dw.simulator.run import Simulator, truth_dir
 from emergency_dw.warehouse import connect
 
-from conftest import DAY, RELIABILITY
+from conftest import DAY, RELIABILITY, DayWarehouse, ingest_and_build_day
 from databases import create_database, drop_database, postgres_url
 
 VOLATILE = {
@@ -40,13 +38,6 @@ VOLATILE = {
 }
 
 
-@dataclass
-class Ingested:
-    root: Path
-    url: str
-    results: dict
-
-
 def _ingest_all(feeds: list[Feed]) -> dict:
     results = {}
     start, end = day_interval(DAY)
@@ -60,23 +51,18 @@ def _ingest_all(feeds: list[Feed]) -> dict:
 
 @pytest.fixture(scope="module", params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def ingested(request, simulated: Path, tmp_path_factory: pytest.TempPathFactory):
-    """Every feed of the simulated day ingested into a fresh warehouse of each kind."""
-    root = tmp_path_factory.mktemp(f"ingest-{request.param}")
-    shutil.copytree(simulated, root / "data" / "sources")
-    database = None
+    """Every feed of the simulated day ingested into a fresh warehouse of each kind, then `dbt build` of the
+    whole project (conftest.ingest_and_build_day). On DuckDB, the session's (test_marts_complete reads a copy
+    of it made before the reruns below)."""
     if request.param == "duckdb":
-        url = f"duckdb:///{root / 'data' / 'warehouse.duckdb'}"
-    else:
-        database = create_database("edw_test_ingest")
-        url = postgres_url(database)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EDW_DATA_DIR", str(root / "data"))
-        mp.setenv("EDW_WAREHOUSE_URL", url)
-        mp.setenv("EDW_HTTP_BACKOFF_SECONDS", "0.05")
-        with embedded_sources():
-            results = _ingest_all(list(catalog.FEEDS))
-    yield Ingested(root, url, results)
-    if database:
+        yield request.getfixturevalue("day_warehouse_to_write")
+        return
+    database = create_database("edw_test_ingest")
+    try:
+        yield ingest_and_build_day(
+            simulated, tmp_path_factory.mktemp("ingest-postgres"), postgres_url(database)
+        )
+    finally:
         drop_database(database)
 
 
@@ -88,7 +74,7 @@ def _query(url: str, sql: str, params=()) -> list[dict]:
         warehouse.close()
 
 
-def test_every_feed_ingests_the_day_through_its_connector(ingested: Ingested):
+def test_every_feed_ingests_the_day_through_its_connector(ingested: DayWarehouse):
     failed = {name: str(r) for name, r in ingested.results.items() if isinstance(r, BatchFailed)}
     assert not failed
     for feed in catalog.FEEDS:
@@ -109,7 +95,7 @@ def test_every_feed_ingests_the_day_through_its_connector(ingested: Ingested):
     assert all(f"dt={DAY.isoformat()}" in str(p) for p in landed)
 
 
-def test_every_batch_reconciles(ingested: Ingested):
+def test_every_batch_reconciles(ingested: DayWarehouse):
     batches = _query(ingested.url, "select * from audit.batches")
     assert len(batches) == len(catalog.FEEDS)
     for b in batches:
@@ -139,7 +125,7 @@ def _normal_key(feed: Feed, parts: list) -> str:
     return "|".join(out)
 
 
-def test_quarantine_holds_every_injected_defect_and_no_clean_row(ingested: Ingested):
+def test_quarantine_holds_every_injected_defect_and_no_clean_row(ingested: DayWarehouse):
     truth = pd.read_parquet(truth_dir(ingested.root / "data" / "sources", DAY) / "defects.parquet")
     truth = truth[~truth["defect"].isin(["late_arriving", "renamed_column"])]
     found = expected_total = true_positive = 0
@@ -165,7 +151,7 @@ def test_quarantine_holds_every_injected_defect_and_no_clean_row(ingested: Inges
     assert true_positive == found, "precision"
 
 
-def test_failed_rules_name_the_defect(ingested: Ingested):
+def test_failed_rules_name_the_defect(ingested: DayWarehouse):
     held = _query(ingested.url, 'select _failed_rules, _record from quarantine."dispatch_records"')
     rules = {rule for row in held for rule in json.loads(row["_failed_rules"])}
     assert any(rule.startswith("order__") for rule in rules), rules
@@ -198,7 +184,7 @@ def _checksum(url: str) -> dict[str, tuple[int, str]]:
     return out
 
 
-def test_rerunning_batches_leaves_the_warehouse_identical(ingested: Ingested):
+def test_rerunning_batches_leaves_the_warehouse_identical(ingested: DayWarehouse):
     before = _checksum(ingested.url)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EDW_DATA_DIR", str(ingested.root / "data"))
@@ -315,16 +301,12 @@ def test_replay_revalidates_quarantined_batches_after_a_fix(tmp_path: Path, monk
 
 
 @pytest.fixture(scope="module")
-def built(ingested: Ingested):
+def built(ingested: DayWarehouse):
     """`dbt build` of the whole project (seeds, staging of every feed, every mart and test) on the day."""
-    from emergency_dw.transform import run_dbt
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EDW_DATA_DIR", str(ingested.root / "data"))
-        return run_dbt(["build"], warehouse_url=ingested.url)
+    return ingested.build
 
 
-def test_dbt_builds_the_warehouse_from_the_ingested_day(ingested: Ingested, built):
+def test_dbt_builds_the_warehouse_from_the_ingested_day(ingested: DayWarehouse, built):
     """`dbt build` (seeds, staging of every feed, marts and all their tests) passes on this backend."""
     run = built
     failed = [r for r in run.results if r["status"] not in ("success", "pass", "warn", "no-op")]
@@ -453,7 +435,7 @@ def _scan(
     return relations, scanned, findings
 
 
-def test_no_phone_id_number_or_name_reaches_any_mart(ingested: Ingested, built):
+def test_no_phone_id_number_or_name_reaches_any_mart(ingested: DayWarehouse, built):
     """Every column of every mart, every value: no mobile or landline number, no ID number, and none of the
     names, phones and ID numbers the simulator gave rescuers, evaluators, callers and house owners."""
     assert built.success, built.error
@@ -501,7 +483,7 @@ def _delivered_personal_values(url: str, feeds: list[Feed]) -> dict[str, set[str
 HASHED = re.compile(r"sha256:[0-9a-f]{64}")
 
 
-def test_quarantine_keeps_personal_data_only_hashed_and_auditors_read_it_masked(ingested: Ingested):
+def test_quarantine_keeps_personal_data_only_hashed_and_auditors_read_it_masked(ingested: DayWarehouse):
     """On both warehouses: a quarantined record's personal fields (and a conversion error quoting one) are
     kept as salted hashes, never in clear, in quarantine.<feed>, in audit and in the Great Expectations results
     the Data Docs are made of; and for every feed with personal fields, audit.quarantine_<feed> shows its

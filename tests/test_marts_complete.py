@@ -1,6 +1,6 @@
 """Every public mart says something in every column, and the hazard loop is linked end to end by real keys,
 on a small simulated day that went the real way in: every feed simulated, extracted through its connector,
-validated and loaded into raw, then the production dbt build of the whole project.
+validated and loaded into raw, then the dbt build of the whole project.
 
 A column that is null in every row is a column a BI user cannot use: the hazard loop once shipped with
 hazard_id, hazard_level, hazard_category and rectification_due_on empty in every row, because the grid
@@ -8,21 +8,18 @@ tasks carried keys no other feed knew."""
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from emergency_dw.catalog import all_feeds
 from emergency_dw.config import LOCAL_TZ
-from emergency_dw.embedded import embedded_sources
-from emergency_dw.pipeline.ingest import day_interval, ingest
-from emergency_dw.transform import DBT_PROJECT, run_dbt
+from emergency_dw.pipeline.ingest import BatchFailed
+from emergency_dw.transform import DBT_PROJECT
 from emergency_dw.warehouse import connect
 
-from conftest import DAY
+from conftest import DAY, DayWarehouse
 
 # Columns that may legitimately be null in every row of a one-day warehouse at the test's scale, with the
 # reason. Keep this short: each entry is a column a user of that small warehouse sees empty.
@@ -39,25 +36,17 @@ class Built:
 
 
 @pytest.fixture(scope="module")
-def built(simulated: Path, tmp_path_factory: pytest.TempPathFactory) -> Built:
+def built(day_warehouse: DayWarehouse) -> Built:
     """The session's simulated day (every feed, conftest.SCALE) ingested for real into a fresh DuckDB
-    warehouse, then the production build (`edw build`: models, seeds and data tests)."""
-    root = tmp_path_factory.mktemp("marts-complete") / "data"
-    shutil.copytree(simulated, root / "sources")
-    url = f"duckdb:///{root / 'warehouse.duckdb'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EDW_DATA_DIR", str(root))
-        mp.setenv("EDW_WAREHOUSE_URL", url)
-        mp.setenv("EDW_HTTP_BACKOFF_SECONDS", "0.05")
-        with embedded_sources():
-            start, end = day_interval(DAY)
-            for feed in all_feeds():
-                ingest(feed.name, start, end)
-        outcome = run_dbt(["build", "--exclude-resource-type", "unit_test"], warehouse_url=url)
+    warehouse, then the build of the whole project (models, seeds, data tests and dbt's unit tests): the
+    session's day_warehouse, which test_ingest checks too and this module only reads."""
+    failed = {name: str(r) for name, r in day_warehouse.results.items() if isinstance(r, BatchFailed)}
+    assert not failed, failed
+    outcome = day_warehouse.build
     assert outcome.success, outcome.error or [
         (r["node"], r["message"]) for r in outcome.results if r["status"] not in ("success", "pass")
     ]
-    return Built(url, root / "sources")
+    return Built(day_warehouse.url, day_warehouse.root / "data" / "sources")
 
 
 def _frame(url: str, sql: str) -> pd.DataFrame:

@@ -191,6 +191,36 @@ def test_every_rule_is_detected_and_its_warnings_are_mostly_true(built: Built):
     assert evaluation.false_alarms_in_data_quality == 0
 
 
+# The reference's inputs and what it computed from them: the pandas recomputation takes some 20 s, and both
+# warehouses stage the same simulated days, so the second warehouse's identical inputs reuse the first's.
+_REFERENCES: list[tuple[tuple, dict]] = []
+
+
+def _same_inputs(a: tuple, b: tuple) -> bool:
+    """Exactly the same inputs: frames equal in columns, dtypes, order and values; dicts equal."""
+    for x, y in zip(a, b, strict=True):
+        if isinstance(x, pd.DataFrame):
+            if not (list(x.columns) == list(y.columns) and (x.dtypes == y.dtypes).all() and x.equals(y)):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+def _in_order(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(list(frame.columns), kind="stable").reset_index(drop=True)
+
+
+def _reference(*inputs) -> dict:
+    """power_reference.compute(*inputs), computed once per distinct inputs (never for inputs that differ)."""
+    for seen, expected in _REFERENCES:
+        if _same_inputs(seen, inputs):
+            return expected
+    expected = power_reference.compute(*(x.copy() if isinstance(x, pd.DataFrame) else x for x in inputs))
+    _REFERENCES.append((inputs, expected))
+    return expected
+
+
 def test_the_warehouse_equals_the_rules_recomputed_in_pandas(built: Built):
     """Every step of the rules against tests/power_reference.py, from the same staged readings: each meter
     day's level, operating pattern and similar days; each reading's usual load and scores; every flagged
@@ -227,7 +257,9 @@ def test_the_warehouse_equals_the_rules_recomputed_in_pandas(built: Built):
     calendar = {
         r["calendar_date"]: r["day_kind"] for r in _query(url, "select * from reference.calendar_days")
     }
-    expected = power_reference.compute(readings, capacities, orders, cables, thresholds, calendar)
+    # in one order whatever the warehouse returned them in (the reference sorts what it needs itself)
+    readings, orders, cables, thresholds = (_in_order(f) for f in (readings, orders, cables, thresholds))
+    expected = _reference(readings, capacities, orders, cables, thresholds, calendar)
 
     contexts = _query(
         url,
