@@ -4,12 +4,7 @@
 {# function(column at -reach..+reach rows): e.g. greatest(...) is the value at its most favourable within
    +-reach intervals. Nulls are ignored, as greatest and least do on DuckDB and Postgres. #}
 {% macro over_neighbours(function, column, reach, window='by_meter') -%}
-    {{ function }}(
-        {%- for k in range(1, reach + 1) %}
-        lag({{ column }}, {{ k }}) over {{ window }}, lead({{ column }}, {{ k }}) over {{ window }},
-        {%- endfor %}
-        {{ column }}
-    )
+    {{ over_offsets(function, column, -reach, reach, window) }}
 {%- endmacro %}
 
 {# True when every column has a value at every row within +-reach intervals. #}
