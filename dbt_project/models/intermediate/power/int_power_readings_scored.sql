@@ -147,20 +147,19 @@ day_factors as (
         readings_located.reading_date,
         case
             when count(*) >= max(settings.min_factor_slots)
-                then {{ continuous_percentile('readings_located.relative_load_kw / usual_profiles.usual_load_kw', 0.5) }}
+                then {{ continuous_percentile('readings_located.relative_load_kw / usual_profiles.usual_loads[readings_located.slot_of_day + 1]', 0.5) }}
         end as day_factor
     from readings_located
     cross join settings
     inner join usual_profiles
         on readings_located.meter_id = usual_profiles.meter_id
         and readings_located.reading_date = usual_profiles.reading_date
-        and readings_located.slot_of_day = usual_profiles.slot_of_day
     inner join day_context
         on readings_located.meter_id = day_context.meter_id
         and readings_located.reading_date = day_context.reading_date
     where readings_located.relative_load_kw is not null
-        and usual_profiles.usual_load_kw > 0
-        and usual_profiles.usual_load_kw >= settings.material_share * day_context.level_kw
+        and usual_profiles.usual_loads[readings_located.slot_of_day + 1] > 0
+        and usual_profiles.usual_loads[readings_located.slot_of_day + 1] >= settings.material_share * day_context.level_kw
     group by readings_located.meter_id, readings_located.reading_date
 
 ),
@@ -214,8 +213,8 @@ readings_with_usual as (
         day_context.level_kw,
         day_context.similar_days,
         coalesce(day_factors.day_factor, 1) as day_factor,
-        coalesce(day_factors.day_factor, 1) * usual_profiles.usual_load_kw as usual_load_kw,
-        usual_profiles.usual_step_kw,
+        coalesce(day_factors.day_factor, 1) * usual_profiles.usual_loads[readings_located.slot_of_day + 1] as usual_load_kw,
+        usual_profiles.usual_steps[readings_located.slot_of_day + 1] as usual_step_kw,
         greatest(
             case when readings_located.hour_of_day >= 1 then day_context.lookback_hourly_highs[readings_located.hour_of_day] end,
             day_context.lookback_hourly_highs[readings_located.hour_of_day + 1],
@@ -237,7 +236,6 @@ readings_with_usual as (
     left join usual_profiles
         on readings_located.meter_id = usual_profiles.meter_id
         and readings_located.reading_date = usual_profiles.reading_date
-        and readings_located.slot_of_day = usual_profiles.slot_of_day
     left join day_context
         on readings_located.meter_id = day_context.meter_id
         and readings_located.reading_date = day_context.reading_date

@@ -1,10 +1,14 @@
--- The usual load of a meter in each 15-minute slot of a local day: over the day's similar days
--- (int_power_meter_day_context.similar_dates, at most similar_days of them), the median of their usable
--- loads in the slot, and the largest step (load(slot) - load(slot - 1)) any of them made in the slot.
--- Only days with min_similar_days similar days get a profile (seed anomaly_thresholds, rule baseline).
+-- The usual load of a meter in each 15-minute slot of a local day, one row per meter and day with lists of
+-- the 96 slots: over the day's similar days (int_power_meter_day_context.similar_dates, at most similar_days
+-- of them), the median of their usable loads in the slot (usual_loads), the largest step (load(slot) -
+-- load(slot - 1)) any of them made in the slot (usual_steps), and how many had a load in it
+-- (similar_readings); see the macro slot_profiles. Only days with min_similar_days similar days get a
+-- profile (seed anomaly_thresholds, rule baseline). One row a day, not a row per slot: a daily build writes
+-- 14,355 rows at full scale, not 1.4 M (on Postgres, with their indexes, most of the model's time).
 -- Cost: similar_days x 96 values per meter and day built (11 M at full scale), whatever the history.
 -- Incremental (replace_build_dates, by reading_date): a build replaces the rows of the days
--- int_power_meter_day_context rebuilt since (power_model_dates).
+-- int_power_meter_day_context rebuilt since (power_model_dates). A table of another shape (the rows per slot
+-- of earlier versions) is not merged into: the build fails and asks for --full-refresh (on_schema_change).
 
 {%- set build_dates = power_model_dates() %}
 
@@ -13,11 +17,11 @@
         materialized='incremental',
         incremental_strategy='replace_build_dates',
         meta={'build_dates': 'power_model_dates', 'build_dates_column': 'reading_date'},
-        on_schema_change='sync_all_columns',
+        on_schema_change='fail',
         post_hook="{{ analyze_table() }}",
         pre_hook="{{ window_query_settings() }}",
         indexes=[
-            {'columns': ['meter_id', 'reading_date', 'slot_of_day'], 'unique': True},
+            {'columns': ['meter_id', 'reading_date'], 'unique': True},
             {'columns': ['reading_date']},
             {'columns': ['_built_at']},
         ] if target.type == 'postgres' else [],
@@ -51,75 +55,38 @@ settings as (
 
 ),
 
-similar_day_dates as (
-
-    select
-        meter_id,
-        reading_date,
-        unnest(similar_dates) as similar_date
-    from day_context
-    cross join settings
-    where day_context.similar_days >= settings.min_similar_days
-
-),
-
-slots as (
-
-    select slot_of_day from generate_series(0, 95) as slot_numbers (slot_of_day)
-
-),
-
-similar_slots as (
+similar_days as (
 
     select
         similar_day_dates.meter_id,
         similar_day_dates.reading_date,
-        slots.slot_of_day,
-        meter_days.loads[slots.slot_of_day + 1] as load_kw,
-        meter_days.steps[slots.slot_of_day + 1] as step_kw
-    from similar_day_dates
+        meter_days.loads,
+        meter_days.steps
+    from (
+        select
+            day_context.meter_id,
+            day_context.reading_date,
+            unnest(day_context.similar_dates) as similar_date
+        from day_context
+        cross join settings
+        where day_context.similar_days >= settings.min_similar_days
+    ) as similar_day_dates
     inner join meter_days
         on similar_day_dates.meter_id = meter_days.meter_id
         and similar_day_dates.similar_date = meter_days.reading_date
-    cross join slots
-
-),
-
--- the median of a slot's loads (continuous: the mean of the two middle ones of an even count) from their
--- ranks, not a percentile aggregate: on DuckDB an aggregate that holds every group's values at once cannot
--- spill, and a backfill's build holds millions of slots (7 half-scale days, 4.8 M: out of memory at 1GB);
--- a window's sort spills
-ranked_slots as (
-
-    select
-        similar_slots.*,
-        row_number() over (
-            partition by meter_id, reading_date, slot_of_day order by load_kw nulls last
-        ) as load_rank,
-        count(load_kw) over (partition by meter_id, reading_date, slot_of_day) as load_count
-    from similar_slots
 
 ),
 
 final as (
 
     select
-        meter_id,
-        reading_date,
-        slot_of_day,
-        avg(
-            case
-                when load_rank in (
-                        cast(floor((load_count + 1) / 2.0) as integer), cast(ceiling((load_count + 1) / 2.0) as integer)
-                    )
-                    then load_kw
-            end
-        ) as usual_load_kw,
-        max(step_kw) as usual_step_kw,
-        count(load_kw) as similar_readings,
+        slot_profiles.meter_id,
+        slot_profiles.reading_date,
+        slot_profiles.usual_loads,
+        slot_profiles.usual_steps,
+        slot_profiles.similar_readings,
         {{ built_at() }} as _built_at
-    from ranked_slots
-    group by meter_id, reading_date, slot_of_day
+    from ({{ slot_profiles('similar_days') }}) as slot_profiles
 
 )
 
