@@ -195,6 +195,28 @@
     cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S") }}+00' as timestamp with time zone)
 {%- endmacro %}
 
+{# The build dates and the slots_before last slots of the day before each and the slots_after first slots of
+   the day after (a filter on a local date and its 15-minute slot, 0 to slots_per_day - 1): the context a
+   model's windows need around the dates it rebuilds, not whole days. None: true; no date: false. #}
+{% macro in_build_dates_with_margins(date_column, slot_column, dates, slots_before, slots_after, slots_per_day=96) -%}
+    {%- if dates is none -%}
+        true
+    {%- elif dates | length == 0 -%}
+        false
+    {%- else -%}
+        {%- if slots_before >= slots_per_day or slots_after >= slots_per_day -%}
+            {{ exceptions.raise_compiler_error(
+                "in_build_dates_with_margins: margins of " ~ slots_before ~ " and " ~ slots_after
+                ~ " slots reach beyond the next day; widen the dates instead") }}
+        {%- endif -%}
+        {%- set days_before = widen_dates(dates, before=1) | reject('in', dates) | list -%}
+        {%- set days_after = widen_dates(dates, after=1) | reject('in', dates) | list -%}
+        ({{ in_build_dates(date_column, dates) }}
+        or ({{ in_build_dates(date_column, days_before) }} and {{ slot_column }} >= {{ slots_per_day - slots_before }})
+        or ({{ in_build_dates(date_column, days_after) }} and {{ slot_column }} < {{ slots_after }}))
+    {%- endif -%}
+{%- endmacro %}
+
 {# The build dates widened by `before` days before and `after` days after each (the context a model reads
    around the dates it rebuilds); None stays None. #}
 {% macro widen_dates(dates, before=0, after=0) -%}

@@ -33,16 +33,20 @@
    expecting a few readings, joined a day's readings to the enterprises' 700 profiles row by row (68 s for
    the sequenced readings of 12 days at scale 0.05, 4 s as a hash join); the risk points likewise joined
    every enterprise-day to the registry row by row (457 M join-filter comparisons: 40 s for a full-scale
-   day, 3.2 s as a hash join). For this transaction only. Nothing elsewhere. #}
-{% macro window_query_settings() -%}
-    {{ return(adapter.dispatch('window_query_settings', 'emergency_dw')()) }}
+   day, 3.2 s as a hash join). hash_joins: no merge joins either (the scored readings: a day's readings
+   behind a common table expression look like a few dozen rows, so the planner sorted 1.2 M of them three
+   times to merge-join them with the day tables: 22 s of a quarter-scale build's 46; as hash joins on the
+   day tables, 10 s). For this transaction only. Nothing elsewhere. #}
+{% macro window_query_settings(hash_joins=false) -%}
+    {{ return(adapter.dispatch('window_query_settings', 'emergency_dw')(hash_joins)) }}
 {%- endmacro %}
 
-{% macro default__window_query_settings() -%}
+{% macro default__window_query_settings(hash_joins=false) -%}
 {%- endmacro %}
 
-{% macro postgres__window_query_settings() -%}
+{% macro postgres__window_query_settings(hash_joins=false) -%}
     set local work_mem = '256MB'; set local jit = off; set local enable_nestloop = off
+    {%- if hash_joins %}; set local enable_mergejoin = off{% endif %}
 {%- endmacro %}
 
 {# Post-hook of the power models on Postgres: fresh planner statistics for the table just built (its

@@ -53,6 +53,11 @@
 {%- set rise_reach = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'rise_edge_reach_intervals', 0) | int %}
 {%- set drop_reach = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'drop_edge_reach_intervals', 4) | int %}
 {%- set reach = [rise_reach, drop_reach] | max %}
+{#- A rebuilt reading's scores read window values of the readings up to margin_before intervals before it and
+    margin_after after it (its edges and tolerances reach, then their windows' sums): only those of the days
+    around the build dates enter the grid, not the whole days (a daily build's grid is 2.3 days, not 3). #}
+{%- set margin_before = [rise_reach, drop_reach, tolerance, step_tolerance] | max + [window + 1, peak_intervals, 3] | max %}
+{%- set margin_after = [tolerance, step_tolerance, window - 1 + reach] | max + [2 * window - 1, 2] | max %}
 
 {{
     config(
@@ -61,7 +66,7 @@
         meta={'build_dates': 'power_model_dates', 'build_dates_column': 'reading_date'},
         on_schema_change='sync_all_columns',
         post_hook="{{ analyze_table() }}",
-        pre_hook="{{ window_query_settings() }}",
+        pre_hook="{{ window_query_settings(hash_joins=true) }}",
         indexes=[
             {'columns': ['meter_id', 'reading_at'], 'unique': True},
             {'columns': ['reading_date']},
@@ -245,6 +250,8 @@ readings_with_usual as (
     left join suspension_context
         on readings_located.meter_id = suspension_context.meter_id
         and readings_located.reading_at = suspension_context.reading_at
+    where {{ in_build_dates_with_margins(
+        'readings_located.reading_date', 'readings_located.slot_of_day', build_dates, margin_before, margin_after) }}
 
 ),
 
@@ -284,6 +291,8 @@ grid as (
     from meters
     cross join grid_dates
     cross join slots
+    where {{ in_build_dates_with_margins(
+        'grid_dates.reading_date', 'slots.slot_of_day', build_dates, margin_before, margin_after) }}
 
 ),
 
