@@ -23,7 +23,7 @@
         meta={'build_dates': 'power_model_dates', 'build_dates_column': 'reading_date'},
         on_schema_change='sync_all_columns',
         post_hook="{{ analyze_table() }}",
-        pre_hook="{{ window_query_settings() }}",
+        pre_hook="{{ window_query_settings(hash_joins=true) }}",
         indexes=[
             {'columns': ['meter_id', 'reading_date'], 'unique': True},
             {'columns': ['reading_date']},

@@ -94,11 +94,13 @@ readings_with_previous as (
         lag(reading_at) over by_meter as previous_reading_at,
         lag(load_kw) over by_meter as previous_reading_load_kw,
         lag(reading_state) over by_meter as previous_reading_state,
-        max(case when reading_state <> 'offline' then reading_at end) over (
-            partition by meter_id order by reading_at rows between unbounded preceding and 1 preceding
-        ) as previous_read_at
+        max(case when reading_state <> 'offline' then reading_at end) over by_meter as previous_read_at
     from readings_in_context
-    window by_meter as (partition by meter_id order by reading_at)
+    -- one window for the lags and the running max (lags ignore the frame): one pass over the readings, not
+    -- two (on Postgres each window definition is a pass of its own: 4 s of 15 for 3 M readings)
+    window by_meter as (
+        partition by meter_id order by reading_at rows between unbounded preceding and 1 preceding
+    )
 
 ),
 
