@@ -506,9 +506,10 @@ def _build(unit_tests: bool = False, full_refresh: bool = False) -> bool:
         console.print(f"  [red]{r['status']}[/] {r['node']}: {r['message']}")
     if run.error:
         console.print(f"  [red]{run.error}[/]")
-    hint = out_of_memory_hint([r["message"] or "" for r in failed] + [run.error or ""])
-    if hint:
-        console.print(hint, style="yellow", markup=False)
+    messages = [r["message"] or "" for r in failed] + [run.error or ""]
+    for hint in (out_of_memory_hint(messages), schema_change_hint(messages)):
+        if hint:
+            console.print(hint, style="yellow", markup=False)
     return run.success
 
 
@@ -522,6 +523,18 @@ def out_of_memory_hint(messages: list[str]) -> str | None:
         "power models' memory grows with those days. Raise EDW_DUCKDB_MEMORY_LIMIT for this build, or load "
         "long histories with `edw backfill`, which builds after every [backfill] days_per_build days "
         "(pipeline.toml). Nothing loaded is lost: the next build takes it in."
+    )
+
+
+def schema_change_hint(messages: list[str]) -> str | None:
+    """What to do when a warehouse table has the columns of an earlier release (None when none has): the
+    models whose shape changed refuse to mix the two (dbt's on_schema_change: fail)."""
+    if not any("out of sync" in m for m in messages):
+        return None
+    return (
+        "A table in the warehouse has the columns of an earlier release of this model (the model's shape "
+        "changed, and rows of both shapes cannot live in one table). Run `edw build --full-refresh` once: it "
+        "rebuilds every model from the raw tables. Nothing loaded is lost."
     )
 
 
