@@ -7,11 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import DayWarehouse, _copy_day_warehouse
 
 from emergency_dw import cli
 from emergency_dw.transform import run_dbt
 from emergency_dw.warehouse import connect
+
+from conftest import DayWarehouse, _copy_day_warehouse
 
 # the table as the earlier release left it: a row per slot (one simulated day has no profile yet: a day of
 # the old shape stands in for the history a real warehouse would hold)
@@ -31,7 +32,9 @@ def test_a_table_of_an_earlier_shape_fails_the_build_with_what_to_do(
     monkeypatch.setenv("EDW_DATA_DIR", str(day.root / "data"))
     conn = connect(day.url)
     try:
-        profiled = conn.query("select count(*) as n from intermediate.int_power_usual_profiles").to_pylist()[0]["n"]
+        profiled = conn.query("select count(*) as n from intermediate.int_power_usual_profiles").to_pylist()[
+            0
+        ]["n"]
         with conn.transaction() as tx:
             tx.execute(OLD_SHAPE)
     finally:
@@ -59,5 +62,12 @@ def test_a_table_of_an_earlier_shape_fails_the_build_with_what_to_do(
         rows = conn.query("select meter_id from intermediate.int_power_usual_profiles").to_pylist()
     finally:
         conn.close()
-    assert columns == ["meter_id", "reading_date", "usual_loads", "usual_steps", "similar_readings", "_built_at"]
+    assert columns == [
+        "meter_id",
+        "reading_date",
+        "usual_loads",
+        "usual_steps",
+        "similar_readings",
+        "_built_at",
+    ]
     assert len(rows) == profiled and "M-OLD" not in {r["meter_id"] for r in rows}, "the old rows are gone"

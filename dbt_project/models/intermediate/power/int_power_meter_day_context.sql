@@ -217,21 +217,18 @@ hour_distances as (
         grouped_pairs.kind_group,
         grouped_pairs.history_kind_group,
         -- an hour not read on both days has no distance (least() would take the cap for it)
+        {%- set distance_terms = [] %}
+        {%- set read_terms = [] %}
         {%- for hour in range(1, 25) %}
-        {%- set load = 'grouped_pairs.hourly_loads[' ~ hour ~ ']' %}
-        {%- set history_load = 'grouped_pairs.history_hourly_loads[' ~ hour ~ ']' %}
-        case
-            when {{ load }} is not null and {{ history_load }} is not null
-                then least(abs({{ load }} - {{ history_load }}) / grouped_pairs.level_kw, settings.distance_cap)
-            else 0
-        end{{ ' +' if not loop.last else ' as distance_sum,' }}
+        {%- set both_read = 'grouped_pairs.hourly_loads[' ~ hour ~ '] is not null and grouped_pairs.history_hourly_loads['
+            ~ hour ~ '] is not null' %}
+        {%- do distance_terms.append(
+            'case when ' ~ both_read ~ ' then least(abs(grouped_pairs.hourly_loads[' ~ hour
+            ~ '] - grouped_pairs.history_hourly_loads[' ~ hour ~ ']) / grouped_pairs.level_kw, settings.distance_cap) else 0 end') %}
+        {%- do read_terms.append('case when ' ~ both_read ~ ' then 1 else 0 end') %}
         {%- endfor %}
-        {%- for hour in range(1, 25) %}
-        {%- set load = 'grouped_pairs.hourly_loads[' ~ hour ~ ']' %}
-        {%- set history_load = 'grouped_pairs.history_hourly_loads[' ~ hour ~ ']' %}
-        case when {{ load }} is not null and {{ history_load }} is not null then 1 else 0 end
-            {{- ' +' if not loop.last else ' as common_hours' }}
-        {%- endfor %}
+        {{ distance_terms | join(' +\n        ') }} as distance_sum,
+        {{ read_terms | join(' +\n        ') }} as common_hours
     from grouped_pairs
     cross join settings
 

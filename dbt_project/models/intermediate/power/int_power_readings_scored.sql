@@ -152,7 +152,9 @@ day_factors as (
         readings_located.reading_date,
         case
             when count(*) >= max(settings.min_factor_slots)
-                then {{ continuous_percentile('readings_located.relative_load_kw / usual_profiles.usual_loads[readings_located.slot_of_day + 1]', 0.5) }}
+                then {{ continuous_percentile(
+                    'readings_located.relative_load_kw / usual_profiles.usual_loads[readings_located.slot_of_day + 1]', 0.5
+                ) }}
         end as day_factor
     from readings_located
     cross join settings
