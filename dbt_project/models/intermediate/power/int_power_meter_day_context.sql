@@ -216,19 +216,12 @@ hour_distances as (
         grouped_pairs.history_date,
         grouped_pairs.kind_group,
         grouped_pairs.history_kind_group,
-        -- an hour not read on both days has no distance (least() would take the cap for it)
-        {%- set distance_terms = [] %}
-        {%- set read_terms = [] %}
-        {%- for hour in range(1, 25) %}
-        {%- set both_read = 'grouped_pairs.hourly_loads[' ~ hour ~ '] is not null and grouped_pairs.history_hourly_loads['
-            ~ hour ~ '] is not null' %}
-        {%- do distance_terms.append(
-            'case when ' ~ both_read ~ ' then least(abs(grouped_pairs.hourly_loads[' ~ hour
-            ~ '] - grouped_pairs.history_hourly_loads[' ~ hour ~ ']) / grouped_pairs.level_kw, settings.distance_cap) else 0 end') %}
-        {%- do read_terms.append('case when ' ~ both_read ~ ' then 1 else 0 end') %}
-        {%- endfor %}
-        {{ distance_terms | join(' +\n        ') }} as distance_sum,
-        {{ read_terms | join(' +\n        ') }} as common_hours
+        -- an hour not read on both days has no distance (macros hourly_distance_sum, hourly_both_read)
+        {{ hourly_distance_sum(
+            'grouped_pairs.hourly_loads', 'grouped_pairs.history_hourly_loads', 'grouped_pairs.level_kw',
+            'settings.distance_cap'
+        ) }} as distance_sum,
+        {{ hourly_both_read('grouped_pairs.hourly_loads', 'grouped_pairs.history_hourly_loads') }} as common_hours
     from grouped_pairs
     cross join settings
 
