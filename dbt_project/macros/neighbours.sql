@@ -36,26 +36,18 @@
     {%- endif %}
 {%- endmacro %}
 
-{# Two days' hourly lists compared element by element, as one expression each (no row per hour):
-   the sum over the hours read on both days of least(|load - history load| / level, cap), and how many hours
-   were read on both. An hour missing on either day counts in neither (least() would take the cap for it). #}
-{% macro hourly_distance_sum(loads, history_loads, level, cap, hours=24) -%}
+{# Two days' hourly lists compared element by element, as one expression (no row per hour): the sum over
+   the hours read on both days of `term`, in which {a} stands for the hour's value in `loads` and {b} for its
+   value in `history_loads`; an hour missing on either day adds 0 (least() would take its cap for a null).
+   E.g. term '1' counts the hours read on both. #}
+{% macro sum_over_hours_read(loads, history_loads, term, hours=24) -%}
     {%- set terms = [] -%}
     {%- for hour in range(1, hours + 1) -%}
+        {%- set a = loads ~ '[' ~ hour ~ ']' -%}
+        {%- set b = history_loads ~ '[' ~ hour ~ ']' -%}
         {%- do terms.append(
-            'case when ' ~ loads ~ '[' ~ hour ~ '] is not null and ' ~ history_loads ~ '[' ~ hour ~ '] is not null'
-            ~ ' then least(abs(' ~ loads ~ '[' ~ hour ~ '] - ' ~ history_loads ~ '[' ~ hour ~ ']) / ' ~ level
-            ~ ', ' ~ cap ~ ') else 0 end') -%}
-    {%- endfor -%}
-    {{ terms | join(' +\n        ') }}
-{%- endmacro %}
-
-{% macro hourly_both_read(loads, history_loads, hours=24) -%}
-    {%- set terms = [] -%}
-    {%- for hour in range(1, hours + 1) -%}
-        {%- do terms.append(
-            'case when ' ~ loads ~ '[' ~ hour ~ '] is not null and ' ~ history_loads ~ '[' ~ hour ~ '] is not null'
-            ~ ' then 1 else 0 end') -%}
+            'case when ' ~ a ~ ' is not null and ' ~ b ~ ' is not null then '
+            ~ term | replace('{a}', a) | replace('{b}', b) ~ ' else 0 end') -%}
     {%- endfor -%}
     {{ terms | join(' +\n        ') }}
 {%- endmacro %}

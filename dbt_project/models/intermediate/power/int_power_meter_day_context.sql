@@ -216,12 +216,13 @@ hour_distances as (
         grouped_pairs.history_date,
         grouped_pairs.kind_group,
         grouped_pairs.history_kind_group,
-        -- an hour not read on both days has no distance (macros hourly_distance_sum, hourly_both_read)
-        {{ hourly_distance_sum(
-            'grouped_pairs.hourly_loads', 'grouped_pairs.history_hourly_loads', 'grouped_pairs.level_kw',
-            'settings.distance_cap'
+        -- an hour not read on both days has no distance (macro sum_over_hours_read)
+        {{ sum_over_hours_read(
+            'grouped_pairs.hourly_loads', 'grouped_pairs.history_hourly_loads',
+            'least(abs({a} - {b}) / grouped_pairs.level_kw, settings.distance_cap)'
         ) }} as distance_sum,
-        {{ hourly_both_read('grouped_pairs.hourly_loads', 'grouped_pairs.history_hourly_loads') }} as common_hours
+        {{ sum_over_hours_read('grouped_pairs.hourly_loads', 'grouped_pairs.history_hourly_loads', '1') }}
+            as common_hours
     from grouped_pairs
     cross join settings
 
