@@ -98,8 +98,7 @@
         {{ return(changed_dates([ref('int_power_meter_day_context')])) }}
     {%- elif model.name == 'int_power_readings_scored' -%}
         {{ return(changed_dates(
-            [ref('int_power_readings_sequenced'), ref('int_power_usual_profiles'), ref('int_power_meter_day_context')],
-            following_days=1, preceding_days=1)) }}
+            [ref('int_power_readings_sequenced'), ref('int_power_usual_profiles'), ref('int_power_meter_day_context')])) }}
     {%- elif model.name == 'int_power_meter_day_scores' -%}
         {{ return(changed_dates([ref('int_power_readings_scored')])) }}
     {%- elif model.name == 'int_power_meter_day_thresholds' -%}
@@ -119,6 +118,34 @@
     {%- else -%}
         {{ exceptions.raise_compiler_error("power_model_dates does not know the model " ~ model.name) }}
     {%- endif -%}
+{%- endmacro %}
+
+{# How far int_power_readings_scored's scores of a reading read, in 15-minute intervals: [before, after].
+   Its edges and tolerances reach that far, then their windows' sums (seed anomaly_thresholds). #}
+{% macro scored_reach() -%}
+    {%- set window = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'window_intervals', 8) | int -%}
+    {%- set tolerance = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'tolerance_intervals', 2) | int -%}
+    {%- set step_tolerance = seed_parameter('anomaly_thresholds', 'surge', 'tolerance_intervals', 2) | int -%}
+    {%- set peak_intervals = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'peak_intervals', 4) | int -%}
+    {%- set rise_reach = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'rise_edge_reach_intervals', 0) | int -%}
+    {%- set drop_reach = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'drop_edge_reach_intervals', 4) | int -%}
+    {%- set reach = [rise_reach, drop_reach] | max -%}
+    {%- set before = [rise_reach, drop_reach, tolerance, step_tolerance] | max + [window + 1, peak_intervals, 3] | max -%}
+    {%- set after = [tolerance, step_tolerance, window - 1 + reach] | max + [2 * window - 1, 2] | max -%}
+    {{ return([before, after]) }}
+{%- endmacro %}
+
+{# The rows int_power_readings_scored rebuilds (meta build_dates, read by replace_build_dates): every reading
+   of the dates whose readings, usual profiles or context changed (power_model_dates), and the readings
+   around them whose scores read into those dates: the last `after` intervals of the day before (scored_reach)
+   and the first `before` of the day after, not those whole days. None on a full build. #}
+{% macro scored_rebuilt_rows() -%}
+    {%- set dates = power_model_dates() -%}
+    {%- if dates is none or dates | length == 0 -%}
+        {{ return(dates) }}
+    {%- endif -%}
+    {%- set reach = scored_reach() -%}
+    {{ return(in_build_dates_with_margins('reading_date', 'slot_of_day', dates, reach[1], reach[0])) }}
 {%- endmacro %}
 
 {# The dates each response mart rebuilds (changed_dates), in one place for its SQL and its incremental

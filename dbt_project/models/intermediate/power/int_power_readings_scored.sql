@@ -41,8 +41,9 @@
 -- 1-hour mean.
 --
 -- Incremental (replace_build_dates, by reading_date): a build replaces the rows of the days whose
--- readings, usual profiles or context changed, and of the days either side of them (their windows read
--- across midnight); see power_model_dates.
+-- readings, usual profiles or context changed (power_model_dates), and the rows of the days either side
+-- whose windows read across midnight into them: the day before's last intervals, the day after's first
+-- (scored_reach, scored_rebuilt_rows).
 
 {%- set build_dates = power_model_dates() %}
 {%- set window = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'window_intervals', 8) | int %}
@@ -53,17 +54,20 @@
 {%- set rise_reach = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'rise_edge_reach_intervals', 0) | int %}
 {%- set drop_reach = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'drop_edge_reach_intervals', 4) | int %}
 {%- set reach = [rise_reach, drop_reach] | max %}
-{#- A rebuilt reading's scores read window values of the readings up to margin_before intervals before it and
-    margin_after after it (its edges and tolerances reach, then their windows' sums): only those of the days
-    around the build dates enter the grid, not the whole days (a daily build's grid is 2.3 days, not 3). #}
-{%- set margin_before = [rise_reach, drop_reach, tolerance, step_tolerance] | max + [window + 1, peak_intervals, 3] | max %}
-{%- set margin_after = [tolerance, step_tolerance, window - 1 + reach] | max + [2 * window - 1, 2] | max %}
+{#- A reading's scores read the readings up to reach_before intervals before it and reach_after after it
+    (scored_reach). A build writes the build dates' readings and those of the days around them whose scores
+    read into a build date: the last reach_after of the day before, the first reach_before of the day after
+    (scored_rebuilt_rows); its grid holds those and what their scores read, not whole days (a daily build's
+    grid is 1.4 days, not 3). #}
+{%- set reach_before, reach_after = scored_reach() %}
+{%- set written_before, written_after = reach_after, reach_before %}
+{%- set grid_before, grid_after = reach_after + reach_before, reach_before + reach_after %}
 
 {{
     config(
         materialized='incremental',
         incremental_strategy='replace_build_dates',
-        meta={'build_dates': 'power_model_dates', 'build_dates_column': 'reading_date'},
+        meta={'build_dates': 'scored_rebuilt_rows', 'build_dates_column': 'reading_date'},
         on_schema_change='sync_all_columns',
         post_hook="{{ analyze_table() }}",
         pre_hook="{{ window_query_settings(hash_joins=true) }}",
@@ -253,7 +257,7 @@ readings_with_usual as (
         on readings_located.meter_id = suspension_context.meter_id
         and readings_located.reading_at = suspension_context.reading_at
     where {{ in_build_dates_with_margins(
-        'readings_located.reading_date', 'readings_located.slot_of_day', build_dates, margin_before, margin_after) }}
+        'readings_located.reading_date', 'readings_located.slot_of_day', build_dates, grid_before, grid_after) }}
 
 ),
 
@@ -294,7 +298,7 @@ grid as (
     cross join grid_dates
     cross join slots
     where {{ in_build_dates_with_margins(
-        'grid_dates.reading_date', 'slots.slot_of_day', build_dates, margin_before, margin_after) }}
+        'grid_dates.reading_date', 'slots.slot_of_day', build_dates, grid_before, grid_after) }}
 
 ),
 
@@ -545,7 +549,7 @@ final as (
     from window_tolerances
     cross join settings
     where reading_at is not null
-        and {{ in_build_dates('reading_date', build_dates) }}
+        and {{ in_build_dates_with_margins('reading_date', 'slot_of_day', build_dates, written_before, written_after) }}
 
 )
 
