@@ -244,6 +244,41 @@
     {%- endif -%}
 {%- endmacro %}
 
+{# A select of the readings of `relation` (a CTE with meter_id, reading_date, reading_at, reading_state) on
+   the dates `whole_dates` (None: every reading), and of each date of `ends_dates` only each meter's last
+   reading and, with_last_read, its last reading not offline: what the lags and running maxima of the next
+   day's first readings read of the day before (the same values), without sorting that whole day into the
+   window. #}
+{% macro readings_with_day_ends(relation, whole_dates, ends_dates, with_last_read=false) -%}
+    select * from {{ relation }}
+    where {{ in_build_dates('reading_date', whole_dates) }}
+    {%- if ends_dates %}
+    union all
+    select {{ relation }}.*
+    from {{ relation }}
+    inner join (
+        select
+            meter_id,
+            reading_date,
+            max(reading_at) as last_reading_at
+            {%- if with_last_read %},
+            max(case when reading_state <> 'offline' then reading_at end) as last_read_at
+            {%- endif %}
+        from {{ relation }}
+        where {{ in_build_dates('reading_date', ends_dates) }}
+        group by meter_id, reading_date
+    ) as day_ends
+        on {{ relation }}.meter_id = day_ends.meter_id
+        and {{ relation }}.reading_date = day_ends.reading_date
+        and (
+            {{ relation }}.reading_at = day_ends.last_reading_at
+            {%- if with_last_read %}
+            or {{ relation }}.reading_at = day_ends.last_read_at
+            {%- endif %}
+        )
+    {%- endif %}
+{%- endmacro %}
+
 {# The build dates widened by `before` days before and `after` days after each (the context a model reads
    around the dates it rebuilds); None stays None. #}
 {% macro widen_dates(dates, before=0, after=0) -%}

@@ -33,6 +33,9 @@
 }}
 
 {%- set context_dates = widen_dates(build_dates, before=1) %}
+{#- the days before the build dates that are not build dates themselves: read only for the first readings
+    of the build dates (their step, their previous_read_at) #}
+{%- set carried_dates = none if build_dates is none else context_dates | reject('in', build_dates) | list %}
 
 with readings as (
 
@@ -86,16 +89,25 @@ readings_in_context as (
 
 ),
 
+-- of a day before a build date, a meter's last reading and its last reading not offline stand in for the
+-- whole day: the lags and the running max of the build date's readings are the same, and the window sorts
+-- the build dates' readings, not a day more (a daily build's window is one day, not two)
+readings_windowed as (
+
+    {{ readings_with_day_ends('readings_in_context', build_dates, carried_dates, with_last_read=true) }}
+
+),
+
 readings_with_previous as (
 
     select
-        readings_in_context.*,
+        readings_windowed.*,
         {{ local_slot('reading_at') }} as slot_of_day,
         lag(reading_at) over by_meter as previous_reading_at,
         lag(load_kw) over by_meter as previous_reading_load_kw,
         lag(reading_state) over by_meter as previous_reading_state,
         max(case when reading_state <> 'offline' then reading_at end) over by_meter as previous_read_at
-    from readings_in_context
+    from readings_windowed
     -- one window for the lags and the running max (lags ignore the frame): one pass over the readings, not
     -- two (on Postgres each window definition is a pass of its own: 4 s of 15 for 3 M readings)
     window by_meter as (

@@ -31,6 +31,10 @@
 }}
 
 {%- set context_dates = widen_dates(build_dates, before=1, after=1) %}
+{#- the day after a build date is read whole (an episode that starts on a build date may run into it); of the
+    day before, each meter's last reading (the step into the build date's first reading) #}
+{%- set whole_dates = widen_dates(build_dates, after=1) %}
+{%- set ends_dates = none if build_dates is none else context_dates | reject('in', whole_dates) | list %}
 
 with readings as (
 
@@ -85,14 +89,22 @@ settings as (
 
 ),
 
+-- the readings the windows below sort: the build dates and the days after whole, of the days before each
+-- meter's last reading only (its lead, its state and the feed's last reading of that day are the same)
+readings_windowed as (
+
+    {{ readings_with_day_ends('readings', whole_dates, ends_dates) }}
+
+),
+
 readings_ordered as (
 
     select
-        readings.*,
+        readings_windowed.*,
         lag(reading_at) over by_meter as previous_reading_at,
         lag(reading_state) over by_meter as previous_reading_state,
         lead(reading_at) over by_meter as next_reading_at
-    from readings
+    from readings_windowed
     window by_meter as (partition by meter_id order by reading_at)
 
 ),
@@ -101,7 +113,7 @@ readings_ordered as (
 feed_days as (
 
     select reading_date, max(reading_at) as last_reading_at
-    from readings
+    from readings_windowed
     group by reading_date
 
 ),
