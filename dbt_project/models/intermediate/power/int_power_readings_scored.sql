@@ -88,14 +88,14 @@ with readings as (
 
 ),
 
-usual_profiles as (
+usual_profiles as {{ inlined() }} (
 
     select * from {{ ref('int_power_usual_profiles') }}
     where {{ in_build_dates('reading_date', context_dates) }}
 
 ),
 
-day_context as (
+day_context as {{ inlined() }} (
 
     select * from {{ ref('int_power_meter_day_context') }}
     where {{ in_build_dates('reading_date', context_dates) }}
@@ -137,7 +137,7 @@ settings as (
 
 ),
 
-readings_located as (
+readings_located as {{ inlined() }} (
 
     select
         readings.*,
@@ -149,17 +149,14 @@ readings_located as (
 
 ),
 
-day_factors as (
+-- each reading's load against its usual, as its own narrow rows: the median's sort then carries a number per
+-- reading, not the day's lists (offset 0 keeps Postgres from folding it into the aggregate)
+day_factor_ratios as (
 
     select
         readings_located.meter_id,
         readings_located.reading_date,
-        case
-            when count(*) >= max(settings.min_factor_slots)
-                then {{ continuous_percentile(
-                    'readings_located.relative_load_kw / usual_profiles.usual_loads[readings_located.slot_of_day + 1]', 0.5
-                ) }}
-        end as day_factor
+        readings_located.relative_load_kw / usual_profiles.usual_loads[readings_located.slot_of_day + 1] as load_ratio
     from readings_located
     cross join settings
     inner join usual_profiles
@@ -171,7 +168,25 @@ day_factors as (
     where readings_located.relative_load_kw is not null
         and usual_profiles.usual_loads[readings_located.slot_of_day + 1] > 0
         and usual_profiles.usual_loads[readings_located.slot_of_day + 1] >= settings.material_share * day_context.level_kw
-    group by readings_located.meter_id, readings_located.reading_date
+    -- noqa: disable=AM09
+    offset 0
+
+),
+
+-- noqa: enable=AM09
+
+day_factors as (
+
+    select
+        day_factor_ratios.meter_id,
+        day_factor_ratios.reading_date,
+        case
+            when count(*) >= max(settings.min_factor_slots)
+                then {{ continuous_percentile('day_factor_ratios.load_ratio', 0.5) }}
+        end as day_factor
+    from day_factor_ratios
+    cross join settings
+    group by day_factor_ratios.meter_id, day_factor_ratios.reading_date
 
 ),
 
