@@ -36,7 +36,9 @@
 {%- set whole_dates = widen_dates(build_dates, after=1) %}
 {%- set ends_dates = none if build_dates is none else context_dates | reject('in', whole_dates) | list %}
 
-with readings as (
+-- read again from the table by each select that reads it (inlined): on Postgres a stored CTE is planned
+-- without statistics
+with readings as {{ inlined() }} (
 
     select * from {{ ref('int_power_readings_sequenced') }}
     where {{ in_build_dates('reading_date', context_dates) }}
