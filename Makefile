@@ -6,6 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
+# `make test` runs on this many pytest workers, each test file whole on one (tests/conftest.py: SHARED)
+TEST_WORKERS ?= 2
 
 .PHONY: run test browser lint format bench simulate serve catalog airflow lock clean
 
@@ -23,7 +25,7 @@ test: $(STAMP) browser  ## lint, then every test (needs Postgres at EDW_TEST_POS
 	$(VENV)/bin/ruff format --check plugins dags tests
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/sqlfluff lint dbt_project
-	$(VENV)/bin/pytest $(ARGS)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) $(ARGS)
 
 browser:  ## Debian's chromium and a CJK font for the browser checks (installed when missing, as root)
 	@{ command -v chromium >/dev/null 2>&1 && [ -n "$$(fc-list :lang=zh family 2>/dev/null)" ]; } || { \

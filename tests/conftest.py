@@ -60,6 +60,34 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     sys.stderr.write("\nWARNING: " + message + "\nTests marked 'postgres' will be skipped.\n")
 
 
+# `make test` runs the tests on two workers (pytest-xdist): each test file runs whole on one worker (its module
+# fixtures are built once), and files that share something a worker would otherwise build twice or that must
+# not overlap run on the same worker, one after the other (pytest_xdist_make_scheduler below).
+SHARED = {
+    # `edw run`'s warehouse (the session fixture edw_run), and Postgres roles, which are cluster-wide:
+    # test_roles, test_grants and test_bi_queries create and alter the same bi_reader, auditor and so on.
+    "edw_run_and_roles": ("test_bi_queries", "test_reports", "test_run_summary", "test_roles", "test_grants"),
+    # the session's built day (the session fixtures day_warehouse and day_warehouse_to_write)
+    "day_warehouse": ("test_ingest", "test_marts_complete", "test_schema_upgrades"),
+}
+WORKER_GROUP = {module: group for group, modules in SHARED.items() for module in modules}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """xdist's scheduling by scope, the scope a test file or its SHARED group. (Not xdist's own `loadgroup`:
+    under pytest 9 its xdist_group marks are lost, as it renames the tests through an attribute pytest no
+    longer reads.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFileAndGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return WORKER_GROUP.get(Path(path).stem, path)
+
+    return ByFileAndGroup(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     problem = getattr(config, "_edw_postgres_problem", None)
     if problem is None:
@@ -164,6 +192,16 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 # What the reliability tests tried and survived, reported at the end of the run.
 RELIABILITY: Counter = Counter()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if hasattr(session.config, "workeroutput"):  # an xdist worker: hand its tally to the controller
+        session.config.workeroutput["reliability"] = dict(RELIABILITY)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:  # the xdist controller: a worker finished
+    RELIABILITY.update(getattr(node, "workeroutput", {}).get("reliability", {}))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
