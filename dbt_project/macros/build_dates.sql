@@ -120,18 +120,33 @@
     {%- endif -%}
 {%- endmacro %}
 
+{# The window parameters of int_power_readings_scored (seed anomaly_thresholds), read once for its SQL and for
+   its reach (scored_reach, which its incremental strategy calls too): a dict of whole intervals. #}
+{% macro scored_windows() -%}
+    {%- set windows = {} -%}
+    {%- for name, rule, parameter, placeholder in [
+        ('window', 'abnormal_fluctuation', 'window_intervals', 8),
+        ('tolerance', 'abnormal_fluctuation', 'tolerance_intervals', 2),
+        ('step_tolerance', 'surge', 'tolerance_intervals', 2),
+        ('peak_intervals', 'abnormal_fluctuation', 'peak_intervals', 4),
+        ('min_readings', 'abnormal_fluctuation', 'window_min_readings', 7),
+        ('rise_reach', 'abnormal_fluctuation', 'rise_edge_reach_intervals', 0),
+        ('drop_reach', 'abnormal_fluctuation', 'drop_edge_reach_intervals', 4),
+    ] -%}
+        {%- do windows.update({name: seed_parameter('anomaly_thresholds', rule, parameter, placeholder) | int}) -%}
+    {%- endfor -%}
+    {{ return(windows) }}
+{%- endmacro %}
+
 {# How far int_power_readings_scored's scores of a reading read, in 15-minute intervals: [before, after].
-   Its edges and tolerances reach that far, then their windows' sums (seed anomaly_thresholds). #}
-{% macro scored_reach() -%}
-    {%- set window = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'window_intervals', 8) | int -%}
-    {%- set tolerance = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'tolerance_intervals', 2) | int -%}
-    {%- set step_tolerance = seed_parameter('anomaly_thresholds', 'surge', 'tolerance_intervals', 2) | int -%}
-    {%- set peak_intervals = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'peak_intervals', 4) | int -%}
-    {%- set rise_reach = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'rise_edge_reach_intervals', 0) | int -%}
-    {%- set drop_reach = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'drop_edge_reach_intervals', 4) | int -%}
-    {%- set reach = [rise_reach, drop_reach] | max -%}
-    {%- set before = [rise_reach, drop_reach, tolerance, step_tolerance] | max + [window + 1, peak_intervals, 3] | max -%}
-    {%- set after = [tolerance, step_tolerance, window - 1 + reach] | max + [2 * window - 1, 2] | max -%}
+   Its edges and tolerances reach that far, then their windows' sums (scored_windows, or `windows` when the
+   caller has read them). #}
+{% macro scored_reach(windows=none) -%}
+    {%- set w = windows if windows is not none else scored_windows() -%}
+    {%- set reach = [w.rise_reach, w.drop_reach] | max -%}
+    {%- set before = [w.rise_reach, w.drop_reach, w.tolerance, w.step_tolerance] | max
+        + [w.window + 1, w.peak_intervals, 3] | max -%}
+    {%- set after = [w.tolerance, w.step_tolerance, w.window - 1 + reach] | max + [2 * w.window - 1, 2] | max -%}
     {{ return([before, after]) }}
 {%- endmacro %}
 

@@ -46,20 +46,17 @@
 -- (scored_reach, scored_rebuilt_rows).
 
 {%- set build_dates = power_model_dates() %}
-{%- set window = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'window_intervals', 8) | int %}
-{%- set tolerance = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'tolerance_intervals', 2) | int %}
-{%- set step_tolerance = seed_parameter('anomaly_thresholds', 'surge', 'tolerance_intervals', 2) | int %}
-{%- set peak_intervals = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'peak_intervals', 4) | int %}
-{%- set min_readings = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'window_min_readings', 7) | int %}
-{%- set rise_reach = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'rise_edge_reach_intervals', 0) | int %}
-{%- set drop_reach = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'drop_edge_reach_intervals', 4) | int %}
+{%- set windows = scored_windows() %}
+{%- set window, tolerance, step_tolerance = windows.window, windows.tolerance, windows.step_tolerance %}
+{%- set peak_intervals, min_readings = windows.peak_intervals, windows.min_readings %}
+{%- set rise_reach, drop_reach = windows.rise_reach, windows.drop_reach %}
 {%- set reach = [rise_reach, drop_reach] | max %}
 {#- A reading's scores read the readings up to reach_before intervals before it and reach_after after it
     (scored_reach). A build writes the build dates' readings and those of the days around them whose scores
     read into a build date: the last reach_after of the day before, the first reach_before of the day after
     (scored_rebuilt_rows); its grid holds those and what their scores read, not whole days (a daily build's
     grid is 1.4 days, not 3). #}
-{%- set reach_before, reach_after = scored_reach() %}
+{%- set reach_before, reach_after = scored_reach(windows) %}
 {%- set written_before, written_after = reach_after, reach_before %}
 {%- set grid_before, grid_after = reach_after + reach_before, reach_before + reach_after %}
 
