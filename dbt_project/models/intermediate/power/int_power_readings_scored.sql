@@ -40,10 +40,10 @@
 -- New peak: the 1-hour mean (peak_intervals, 3 of them read) above peak_ratio x the lookback's highest
 -- 1-hour mean.
 --
--- Incremental (replace_build_dates, by reading_date): a build replaces the rows of the days whose
--- readings, usual profiles or context changed (power_model_dates), and the rows of the days either side
--- whose windows read across midnight into them: the day before's last intervals, the day after's first
--- (scored_reach, scored_rebuilt_rows).
+-- Incremental (replace_build_dates, by reading_date and meter): a build replaces the rows of the meter days
+-- whose readings, usual profiles or context changed (power_model_dates), and that meter's rows of the days
+-- either side whose windows read across midnight into them: the day before's last intervals, the day
+-- after's first (scored_reach, scored_rebuilt_rows).
 
 {%- set build_dates = power_model_dates() %}
 {%- set windows = scored_windows() %}
@@ -76,26 +76,26 @@
     )
 }}
 
-{%- set context_dates = widen_dates(build_dates, before=1, after=1) %}
+{%- set context_dates = widen_rebuild(build_dates, before=1, after=1) %}
 
 with readings as (
 
     select * from {{ ref('int_power_readings_sequenced') }}
-    where {{ in_build_dates('reading_date', context_dates) }}
+    where {{ in_rebuild('reading_date', context_dates) }}
 
 ),
 
 usual_profiles as {{ inlined() }} (
 
     select * from {{ ref('int_power_usual_profiles') }}
-    where {{ in_build_dates('reading_date', context_dates) }}
+    where {{ in_rebuild('reading_date', context_dates) }}
 
 ),
 
 day_context as {{ inlined() }} (
 
     select * from {{ ref('int_power_meter_day_context') }}
-    where {{ in_build_dates('reading_date', context_dates) }}
+    where {{ in_rebuild('reading_date', context_dates) }}
 
 ),
 
@@ -268,8 +268,9 @@ readings_with_usual as (
     left join suspension_context
         on readings_located.meter_id = suspension_context.meter_id
         and readings_located.reading_at = suspension_context.reading_at
-    where {{ in_build_dates_with_margins(
-        'readings_located.reading_date', 'readings_located.slot_of_day', build_dates, grid_before, grid_after) }}
+    where {{ in_rebuild_with_margins(
+        'readings_located.reading_date', 'readings_located.slot_of_day', build_dates, grid_before, grid_after,
+        'readings_located.meter_id') }}
 
 ),
 
@@ -309,8 +310,8 @@ grid as (
     from meters
     cross join grid_dates
     cross join slots
-    where {{ in_build_dates_with_margins(
-        'grid_dates.reading_date', 'slots.slot_of_day', build_dates, grid_before, grid_after) }}
+    where {{ in_rebuild_with_margins(
+        'grid_dates.reading_date', 'slots.slot_of_day', build_dates, grid_before, grid_after, 'meters.meter_id') }}
 
 ),
 
@@ -561,7 +562,7 @@ final as (
     from window_tolerances
     cross join settings
     where reading_at is not null
-        and {{ in_build_dates_with_margins('reading_date', 'slot_of_day', build_dates, written_before, written_after) }}
+        and {{ in_rebuild_with_margins('reading_date', 'slot_of_day', build_dates, written_before, written_after) }}
 
 )
 
