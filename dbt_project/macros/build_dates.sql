@@ -259,9 +259,11 @@
     {%- endif -%}
 {%- endmacro %}
 
-{# The column every incremental model carries: when the dbt invocation that built the row started (UTC). #}
+{# The column every incremental model carries: when the dbt invocation that built the row started (UTC), to
+   the microsecond, as the loads stamp _loaded_at (a batch stamped within the second before a build started
+   is that build's, not the next one's). #}
 {% macro built_at() -%}
-    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S") }}+00' as timestamp with time zone)
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}+00' as timestamp with time zone)
 {%- endmacro %}
 
 {# A select of the readings of `relation` (a CTE with meter_id, reading_date, reading_at, reading_state) of
