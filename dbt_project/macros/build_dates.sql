@@ -21,9 +21,13 @@
    nothing changed (a no-op build costs one query per model). The query runs when the model's SQL is
    compiled, and again when the incremental strategy (replace_build_dates) deletes the rows of those dates,
    before it deletes anything; both count only batches stamped before this build started
-   (loaded_since_last_build), so the delete and the insert agree while loads go on. #}
+   (loaded_since_last_build), so the delete and the insert agree while loads go on.
+
+   With meter_column (the upstreams' meter id column, the same name in each), it returns a rebuild set by
+   meter instead of a list (rebuild_sets.sql): the dates where few meters changed list those meters, and the
+   widening is per meter. #}
 {% macro changed_dates(upstreams=[], loaded_upstreams=[], queries=[], date_column='reading_date',
-                       following_days=0, preceding_days=0, window_days=0) -%}
+                       following_days=0, preceding_days=0, window_days=0, meter_column=none) -%}
     {%- if not execute or model.resource_type != 'model' or this is none or not is_incremental() -%}
         {{ return(none) }}
     {%- endif -%}
@@ -34,15 +38,30 @@
     {%- if watermark is none -%}
         {{ return(none) }}
     {%- endif -%}
+    {%- set keys = "cast(" ~ date_column ~ " as varchar)" ~ ((", " ~ meter_column) if meter_column else "") -%}
     {%- set parts = [] -%}
     {%- for upstream in upstreams -%}
-        {%- do parts.append("select distinct cast(" ~ date_column ~ " as varchar) from " ~ upstream
+        {%- do parts.append("select distinct " ~ keys ~ " from " ~ upstream
             ~ " where _built_at > " ~ last_build_started()) -%}
     {%- endfor -%}
     {%- for upstream in loaded_upstreams -%}
-        {%- do parts.append("select distinct cast(" ~ date_column ~ " as varchar) from " ~ upstream
+        {%- do parts.append("select distinct " ~ keys ~ " from " ~ upstream
             ~ " where " ~ loaded_since_last_build('_loaded_at', last_build_started())) -%}
     {%- endfor -%}
+    {%- if meter_column -%}
+        {%- if queries -%}
+            {{ exceptions.raise_compiler_error("changed_dates: queries select dates only; leave meter_column out") }}
+        {%- endif -%}
+        {%- set by_meter -%}
+            select distinct changed_date, case when meters <= {{ rebuild_meters_max() }} then changed_meter end
+            from (
+                select changed_date, changed_meter, count(*) over (partition by changed_date) as meters
+                from ({{ parts | join(' union ') }}) as changed (changed_date, changed_meter)
+            ) as counted
+        {%- endset -%}
+        {{ return(widen_rebuild(
+            rebuild_from_rows(run_query(by_meter).rows), before=preceding_days, after=following_days + window_days)) }}
+    {%- endif -%}
     {%- for query in queries -%}
         {%- do parts.append("select distinct cast(changed_date as varchar) from (" ~ query ~ ") as changed (changed_date)") -%}
     {%- endfor -%}
@@ -82,29 +101,37 @@
     (select max(_built_at) from {{ this }})
 {%- endmacro %}
 
+{# What each power model rebuilds (changed_dates), in one place for its SQL and its incremental strategy
+   (meta build_dates). The models whose rows of a meter on a date depend on that meter's data alone take a
+   rebuild set by meter (meter_column; rebuild_sets.sql); the anomaly intervals and events (a cable, an
+   enterprise's meters) and the data-quality mart (a feed's whole day) rebuild whole dates. #}
 {% macro power_model_dates() -%}
     {%- if not execute or model.resource_type != 'model' -%}
         {{ return(none) }}
     {%- endif -%}
     {%- if model.name == 'int_power_readings_sequenced' -%}
-        {{ return(changed_dates(loaded_upstreams=[ref('stg_power__power_load_readings')], following_days=1)) }}
+        {{ return(changed_dates(
+            loaded_upstreams=[ref('stg_power__power_load_readings')], following_days=1, meter_column='meter_id')) }}
     {%- elif model.name == 'int_power_meter_days' -%}
-        {{ return(changed_dates([ref('int_power_readings_sequenced')])) }}
+        {{ return(changed_dates([ref('int_power_readings_sequenced')], meter_column='meter_id')) }}
     {%- elif model.name == 'int_power_meter_day_context' -%}
         {{ return(changed_dates(
             [ref('int_power_meter_days')],
-            window_days=seed_parameter('anomaly_thresholds', 'baseline', 'lookback_days', 56) | int)) }}
+            window_days=seed_parameter('anomaly_thresholds', 'baseline', 'lookback_days', 56) | int,
+            meter_column='meter_id')) }}
     {%- elif model.name == 'int_power_usual_profiles' -%}
-        {{ return(changed_dates([ref('int_power_meter_day_context')])) }}
+        {{ return(changed_dates([ref('int_power_meter_day_context')], meter_column='meter_id')) }}
     {%- elif model.name == 'int_power_readings_scored' -%}
         {{ return(changed_dates(
-            [ref('int_power_readings_sequenced'), ref('int_power_usual_profiles'), ref('int_power_meter_day_context')])) }}
+            [ref('int_power_readings_sequenced'), ref('int_power_usual_profiles'), ref('int_power_meter_day_context')],
+            meter_column='meter_id')) }}
     {%- elif model.name == 'int_power_meter_day_scores' -%}
-        {{ return(changed_dates([ref('int_power_readings_scored')])) }}
+        {{ return(changed_dates([ref('int_power_readings_scored')], meter_column='meter_id')) }}
     {%- elif model.name == 'int_power_meter_day_thresholds' -%}
         {{ return(changed_dates(
             [ref('int_power_meter_day_scores')],
-            window_days=seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'adaptive_days', 28) | int)) }}
+            window_days=seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'adaptive_days', 28) | int,
+            meter_column='meter_id')) }}
     {%- elif model.name == 'int_power_anomaly_intervals' -%}
         {{ return(changed_dates(
             [ref('int_power_readings_scored'), ref('int_power_meter_day_thresholds')],
@@ -120,18 +147,33 @@
     {%- endif -%}
 {%- endmacro %}
 
+{# The window parameters of int_power_readings_scored (seed anomaly_thresholds), read once for its SQL and for
+   its reach (scored_reach, which its incremental strategy calls too): a dict of whole intervals. #}
+{% macro scored_windows() -%}
+    {%- set windows = {} -%}
+    {%- for name, rule, parameter, placeholder in [
+        ('window', 'abnormal_fluctuation', 'window_intervals', 8),
+        ('tolerance', 'abnormal_fluctuation', 'tolerance_intervals', 2),
+        ('step_tolerance', 'surge', 'tolerance_intervals', 2),
+        ('peak_intervals', 'abnormal_fluctuation', 'peak_intervals', 4),
+        ('min_readings', 'abnormal_fluctuation', 'window_min_readings', 7),
+        ('rise_reach', 'abnormal_fluctuation', 'rise_edge_reach_intervals', 0),
+        ('drop_reach', 'abnormal_fluctuation', 'drop_edge_reach_intervals', 4),
+    ] -%}
+        {%- do windows.update({name: seed_parameter('anomaly_thresholds', rule, parameter, placeholder) | int}) -%}
+    {%- endfor -%}
+    {{ return(windows) }}
+{%- endmacro %}
+
 {# How far int_power_readings_scored's scores of a reading read, in 15-minute intervals: [before, after].
-   Its edges and tolerances reach that far, then their windows' sums (seed anomaly_thresholds). #}
-{% macro scored_reach() -%}
-    {%- set window = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'window_intervals', 8) | int -%}
-    {%- set tolerance = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'tolerance_intervals', 2) | int -%}
-    {%- set step_tolerance = seed_parameter('anomaly_thresholds', 'surge', 'tolerance_intervals', 2) | int -%}
-    {%- set peak_intervals = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'peak_intervals', 4) | int -%}
-    {%- set rise_reach = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'rise_edge_reach_intervals', 0) | int -%}
-    {%- set drop_reach = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'drop_edge_reach_intervals', 4) | int -%}
-    {%- set reach = [rise_reach, drop_reach] | max -%}
-    {%- set before = [rise_reach, drop_reach, tolerance, step_tolerance] | max + [window + 1, peak_intervals, 3] | max -%}
-    {%- set after = [tolerance, step_tolerance, window - 1 + reach] | max + [2 * window - 1, 2] | max -%}
+   Its edges and tolerances reach that far, then their windows' sums (scored_windows, or `windows` when the
+   caller has read them). #}
+{% macro scored_reach(windows=none) -%}
+    {%- set w = windows if windows is not none else scored_windows() -%}
+    {%- set reach = [w.rise_reach, w.drop_reach] | max -%}
+    {%- set before = [w.rise_reach, w.drop_reach, w.tolerance, w.step_tolerance] | max
+        + [w.window + 1, w.peak_intervals, 3] | max -%}
+    {%- set after = [w.tolerance, w.step_tolerance, w.window - 1 + reach] | max + [2 * w.window - 1, 2] | max -%}
     {{ return([before, after]) }}
 {%- endmacro %}
 
@@ -140,12 +182,12 @@
    around them whose scores read into those dates: the last `after` intervals of the day before (scored_reach)
    and the first `before` of the day after, not those whole days. None on a full build. #}
 {% macro scored_rebuilt_rows() -%}
-    {%- set dates = power_model_dates() -%}
-    {%- if dates is none or dates | length == 0 -%}
-        {{ return(dates) }}
+    {%- set rebuild = power_model_dates() -%}
+    {%- if rebuild is none or rebuild_is_empty(rebuild) -%}
+        {{ return(rebuild_dates(rebuild)) }}
     {%- endif -%}
     {%- set reach = scored_reach() -%}
-    {{ return(in_build_dates_with_margins('reading_date', 'slot_of_day', dates, reach[1], reach[0])) }}
+    {{ return(in_rebuild_with_margins('reading_date', 'slot_of_day', rebuild, reach[1], reach[0])) }}
 {%- endmacro %}
 
 {# The dates each response mart rebuilds (changed_dates), in one place for its SQL and its incremental
@@ -217,42 +259,22 @@
     {%- endif -%}
 {%- endmacro %}
 
-{# The column every incremental model carries: when the dbt invocation that built the row started (UTC). #}
+{# The column every incremental model carries: when the dbt invocation that built the row started (UTC), to
+   the microsecond, as the loads stamp _loaded_at (a batch stamped within the second before a build started
+   is that build's, not the next one's). #}
 {% macro built_at() -%}
-    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S") }}+00' as timestamp with time zone)
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}+00' as timestamp with time zone)
 {%- endmacro %}
 
-{# The build dates and the slots_before last slots of the day before each and the slots_after first slots of
-   the day after (a filter on a local date and its 15-minute slot, 0 to slots_per_day - 1): the context a
-   model's windows need around the dates it rebuilds, not whole days. None: true; no date: false. #}
-{% macro in_build_dates_with_margins(date_column, slot_column, dates, slots_before, slots_after, slots_per_day=96) -%}
-    {%- if dates is none -%}
-        true
-    {%- elif dates | length == 0 -%}
-        false
-    {%- else -%}
-        {%- if slots_before >= slots_per_day or slots_after >= slots_per_day -%}
-            {{ exceptions.raise_compiler_error(
-                "in_build_dates_with_margins: margins of " ~ slots_before ~ " and " ~ slots_after
-                ~ " slots reach beyond the next day; widen the dates instead") }}
-        {%- endif -%}
-        {%- set days_before = widen_dates(dates, before=1) | reject('in', dates) | list -%}
-        {%- set days_after = widen_dates(dates, after=1) | reject('in', dates) | list -%}
-        ({{ in_build_dates(date_column, dates) }}
-        or ({{ in_build_dates(date_column, days_before) }} and {{ slot_column }} >= {{ slots_per_day - slots_before }})
-        or ({{ in_build_dates(date_column, days_after) }} and {{ slot_column }} < {{ slots_after }}))
-    {%- endif -%}
-{%- endmacro %}
-
-{# A select of the readings of `relation` (a CTE with meter_id, reading_date, reading_at, reading_state) on
-   the dates `whole_dates` (None: every reading), and of each date of `ends_dates` only each meter's last
-   reading and, with_last_read, its last reading not offline: what the lags and running maxima of the next
-   day's first readings read of the day before (the same values), without sorting that whole day into the
-   window. #}
-{% macro readings_with_day_ends(relation, whole_dates, ends_dates, with_last_read=false) -%}
+{# A select of the readings of `relation` (a CTE with meter_id, reading_date, reading_at, reading_state) of
+   `whole` (a rebuild set or date list; None: every reading), and of `ends` (the same, with the days around
+   them) outside `whole` only each meter's last reading of a day and, with_last_read, its last reading not
+   offline: what the lags and running maxima of the next day's first readings read of the day before (the
+   same values), without sorting that whole day into the window. #}
+{% macro readings_with_day_ends(relation, whole, ends, with_last_read=false) -%}
     select * from {{ relation }}
-    where {{ in_build_dates('reading_date', whole_dates) }}
-    {%- if ends_dates %}
+    where {{ in_rebuild('reading_date', whole) }}
+    {%- if whole is not none and ends is not none %}
     union all
     select {{ relation }}.*
     from {{ relation }}
@@ -265,7 +287,8 @@
             max(case when reading_state <> 'offline' then reading_at end) as last_read_at
             {%- endif %}
         from {{ relation }}
-        where {{ in_build_dates('reading_date', ends_dates) }}
+        where {{ in_rebuild('reading_date', ends) }}
+            and not {{ in_rebuild('reading_date', whole) }}
         group by meter_id, reading_date
     ) as day_ends
         on {{ relation }}.meter_id = day_ends.meter_id

@@ -15,6 +15,8 @@
        a list 'YYYY-MM-DD'   those dates of build_dates_column (in_build_dates: the range and the list);
        a string              a SQL condition on the model's rows, where a build rebuilds some dates of
                              some enterprises only (the risk models: risk_rebuilt_rows);
+       a rebuild set         dates of every meter and dates of some meters (the power models: changed_dates
+                             with meter_column; rebuild_sets.sql), on build_meters_column (default meter_id);
    - unique_key (optional, dbt's own): a row whose key a rebuilt row now holds is replaced too, whatever its
      date (an incident whose re-delivered call moved to another date). Leave it out when the key holds the
      date: the rows of a rebuilt date are already replaced.
@@ -55,6 +57,9 @@
     {%- set dates = context[dates_macro]() -%}
     {%- if dates is string -%}
         {{ return('(' ~ dates ~ ')') }}
+    {%- endif -%}
+    {%- if dates is mapping -%}
+        {{ return(in_rebuild(column, dates, config.meta_get('build_meters_column') or 'meter_id')) }}
     {%- endif -%}
     {{ return(in_build_dates(column, dates)) }}
 {%- endmacro %}

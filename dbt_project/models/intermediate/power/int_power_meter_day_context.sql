@@ -18,9 +18,10 @@
 --                         are known, however like the working days it looks.
 -- A day is judged by the relative rules only with a level, min_similar_days similar days and min_kind_days
 -- days of its kind.
--- Incremental (replace_build_dates, by reading_date): a build replaces the rows of the days
--- int_power_meter_days rebuilt and of every later day whose lookback holds one (a late day changes what is
--- usual for the 56 days after it); see power_model_dates.
+-- Incremental (replace_build_dates, by reading_date and meter): a build replaces the rows of the meter days
+-- int_power_meter_days rebuilt and of every later day of that meter whose lookback holds one (a late day
+-- changes what is usual for the 56 days after it); see power_model_dates. It reads every meter's history of
+-- those dates (a lookback's worth of dates, whichever meters they are rebuilt for).
 
 {%- set lookback = seed_parameter('anomaly_thresholds', 'baseline', 'lookback_days', 56) | int %}
 {%- set build_dates = power_model_dates() %}
@@ -29,7 +30,7 @@
     config(
         materialized='incremental',
         incremental_strategy='replace_build_dates',
-        meta={'build_dates': 'power_model_dates', 'build_dates_column': 'reading_date'},
+        meta={'build_dates': 'power_model_dates', 'build_dates_column': 'reading_date', 'build_meters_column': 'meter_id'},
         on_schema_change='sync_all_columns',
         pre_hook="{{ window_query_settings() }}",
         post_hook="{{ analyze_table() }}",
@@ -41,7 +42,7 @@
     )
 }}
 
-{%- set history_dates = widen_dates(build_dates, before=lookback) %}
+{%- set history_dates = widen_dates(rebuild_dates(build_dates), before=lookback) %}
 
 with meter_days as (
 
@@ -74,7 +75,7 @@ settings as (
 target_days as (
 
     select * from meter_days
-    where {{ in_build_dates('reading_date', build_dates) }}
+    where {{ in_rebuild('reading_date', build_dates) }}
 
 ),
 

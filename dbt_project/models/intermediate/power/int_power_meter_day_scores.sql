@@ -2,7 +2,7 @@
 -- (int_power_readings_scored). The thresholds of a day adapt to the meter: a meter whose load normally
 -- swings by 2x within hours (a batch process, a plant that starts when orders come) raises its own
 -- thresholds above the seed's rise_ratio and drop_ratio, so its ordinary days do not warn (int_power_anomaly_intervals).
--- Incremental (replace_build_dates, by reading_date): a build replaces the rows of the days
+-- Incremental (replace_build_dates, by reading_date and meter): a build replaces the rows of the meter days
 -- int_power_readings_scored rebuilt since (power_model_dates).
 
 {%- set build_dates = power_model_dates() %}
@@ -11,7 +11,7 @@
     config(
         materialized='incremental',
         incremental_strategy='replace_build_dates',
-        meta={'build_dates': 'power_model_dates', 'build_dates_column': 'reading_date'},
+        meta={'build_dates': 'power_model_dates', 'build_dates_column': 'reading_date', 'build_meters_column': 'meter_id'},
         on_schema_change='sync_all_columns',
         post_hook="{{ analyze_table() }}",
         indexes=[{'columns': ['meter_id', 'reading_date'], 'unique': True}] if target.type == 'postgres' else [],
@@ -21,7 +21,7 @@
 with scored as (
 
     select * from {{ ref('int_power_readings_scored') }}
-    where {{ in_build_dates('reading_date', build_dates) }}
+    where {{ in_rebuild('reading_date', build_dates) }}
 
 ),
 

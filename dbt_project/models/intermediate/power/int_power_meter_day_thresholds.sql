@@ -4,8 +4,8 @@
 -- adaptive_min_days of them) when that is higher. A meter whose load ordinarily swings by 2x within hours
 -- (a batch process, a plant that runs when orders come) thus needs more than its ordinary days reach: its
 -- ordinary days do not warn, and fct_power_data_quality says its threshold is raised.
--- Incremental (replace_build_dates, by reading_date): a build replaces the rows of the days whose scores
--- changed and of the adaptive_days after each (power_model_dates).
+-- Incremental (replace_build_dates, by reading_date and meter): a build replaces the rows of the meter days
+-- whose scores changed and of that meter's adaptive_days after each (power_model_dates).
 
 {%- set build_dates = power_model_dates() %}
 {%- set adaptive_days = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'adaptive_days', 28) | int %}
@@ -15,14 +15,14 @@
     config(
         materialized='incremental',
         incremental_strategy='replace_build_dates',
-        meta={'build_dates': 'power_model_dates', 'build_dates_column': 'reading_date'},
+        meta={'build_dates': 'power_model_dates', 'build_dates_column': 'reading_date', 'build_meters_column': 'meter_id'},
         on_schema_change='sync_all_columns',
         post_hook="{{ analyze_table() }}",
         indexes=[{'columns': ['meter_id', 'reading_date'], 'unique': True}] if target.type == 'postgres' else [],
     )
 }}
 
-{%- set history_dates = widen_dates(build_dates, before=adaptive_days) %}
+{%- set history_dates = widen_dates(rebuild_dates(build_dates), before=adaptive_days) %}
 
 with day_scores as (
 
@@ -54,7 +54,7 @@ target_days as (
 
     select meter_id, reading_date
     from day_scores
-    where {{ in_build_dates('reading_date', build_dates) }}
+    where {{ in_rebuild('reading_date', build_dates) }}
 
 ),
 

@@ -11,7 +11,7 @@
 --   max_hour_mean_kw   the highest 1-hour mean (4 consecutive slots, at least 3 read) of the day.
 -- day_kind: working_day, saturday, sunday or holiday from the seed calendar_days (China's statutory
 -- holidays and adjusted working days, 调休) and the weekday.
--- Incremental (replace_build_dates, by reading_date): a build replaces the rows of the days
+-- Incremental (replace_build_dates, by reading_date and meter): a build replaces the rows of the meter days
 -- int_power_readings_sequenced rebuilt since (power_model_dates).
 
 {%- set build_dates = power_model_dates() %}
@@ -20,7 +20,7 @@
     config(
         materialized='incremental',
         incremental_strategy='replace_build_dates',
-        meta={'build_dates': 'power_model_dates', 'build_dates_column': 'reading_date'},
+        meta={'build_dates': 'power_model_dates', 'build_dates_column': 'reading_date', 'build_meters_column': 'meter_id'},
         on_schema_change='sync_all_columns',
         post_hook="{{ analyze_table() }}",
         pre_hook="{{ window_query_settings(hash_joins=true) }}",
@@ -35,7 +35,7 @@
 with readings as (
 
     select * from {{ ref('int_power_readings_sequenced') }}
-    where {{ in_build_dates('reading_date', build_dates) }}
+    where {{ in_rebuild('reading_date', build_dates) }}
 
 ),
 

@@ -40,26 +40,23 @@
 -- New peak: the 1-hour mean (peak_intervals, 3 of them read) above peak_ratio x the lookback's highest
 -- 1-hour mean.
 --
--- Incremental (replace_build_dates, by reading_date): a build replaces the rows of the days whose
--- readings, usual profiles or context changed (power_model_dates), and the rows of the days either side
--- whose windows read across midnight into them: the day before's last intervals, the day after's first
--- (scored_reach, scored_rebuilt_rows).
+-- Incremental (replace_build_dates, by reading_date and meter): a build replaces the rows of the meter days
+-- whose readings, usual profiles or context changed (power_model_dates), and that meter's rows of the days
+-- either side whose windows read across midnight into them: the day before's last intervals, the day
+-- after's first (scored_reach, scored_rebuilt_rows).
 
 {%- set build_dates = power_model_dates() %}
-{%- set window = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'window_intervals', 8) | int %}
-{%- set tolerance = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'tolerance_intervals', 2) | int %}
-{%- set step_tolerance = seed_parameter('anomaly_thresholds', 'surge', 'tolerance_intervals', 2) | int %}
-{%- set peak_intervals = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'peak_intervals', 4) | int %}
-{%- set min_readings = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'window_min_readings', 7) | int %}
-{%- set rise_reach = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'rise_edge_reach_intervals', 0) | int %}
-{%- set drop_reach = seed_parameter('anomaly_thresholds', 'abnormal_fluctuation', 'drop_edge_reach_intervals', 4) | int %}
+{%- set windows = scored_windows() %}
+{%- set window, tolerance, step_tolerance = windows.window, windows.tolerance, windows.step_tolerance %}
+{%- set peak_intervals, min_readings = windows.peak_intervals, windows.min_readings %}
+{%- set rise_reach, drop_reach = windows.rise_reach, windows.drop_reach %}
 {%- set reach = [rise_reach, drop_reach] | max %}
 {#- A reading's scores read the readings up to reach_before intervals before it and reach_after after it
     (scored_reach). A build writes the build dates' readings and those of the days around them whose scores
     read into a build date: the last reach_after of the day before, the first reach_before of the day after
     (scored_rebuilt_rows); its grid holds those and what their scores read, not whole days (a daily build's
     grid is 1.4 days, not 3). #}
-{%- set reach_before, reach_after = scored_reach() %}
+{%- set reach_before, reach_after = scored_reach(windows) %}
 {%- set written_before, written_after = reach_after, reach_before %}
 {%- set grid_before, grid_after = reach_after + reach_before, reach_before + reach_after %}
 
@@ -79,26 +76,26 @@
     )
 }}
 
-{%- set context_dates = widen_dates(build_dates, before=1, after=1) %}
+{%- set context_dates = widen_rebuild(build_dates, before=1, after=1) %}
 
 with readings as (
 
     select * from {{ ref('int_power_readings_sequenced') }}
-    where {{ in_build_dates('reading_date', context_dates) }}
+    where {{ in_rebuild('reading_date', context_dates) }}
 
 ),
 
 usual_profiles as {{ inlined() }} (
 
     select * from {{ ref('int_power_usual_profiles') }}
-    where {{ in_build_dates('reading_date', context_dates) }}
+    where {{ in_rebuild('reading_date', context_dates) }}
 
 ),
 
 day_context as {{ inlined() }} (
 
     select * from {{ ref('int_power_meter_day_context') }}
-    where {{ in_build_dates('reading_date', context_dates) }}
+    where {{ in_rebuild('reading_date', context_dates) }}
 
 ),
 
@@ -271,8 +268,9 @@ readings_with_usual as (
     left join suspension_context
         on readings_located.meter_id = suspension_context.meter_id
         and readings_located.reading_at = suspension_context.reading_at
-    where {{ in_build_dates_with_margins(
-        'readings_located.reading_date', 'readings_located.slot_of_day', build_dates, grid_before, grid_after) }}
+    where {{ in_rebuild_with_margins(
+        'readings_located.reading_date', 'readings_located.slot_of_day', build_dates, grid_before, grid_after,
+        'readings_located.meter_id') }}
 
 ),
 
@@ -312,8 +310,8 @@ grid as (
     from meters
     cross join grid_dates
     cross join slots
-    where {{ in_build_dates_with_margins(
-        'grid_dates.reading_date', 'slots.slot_of_day', build_dates, grid_before, grid_after) }}
+    where {{ in_rebuild_with_margins(
+        'grid_dates.reading_date', 'slots.slot_of_day', build_dates, grid_before, grid_after, 'meters.meter_id') }}
 
 ),
 
@@ -564,7 +562,7 @@ final as (
     from window_tolerances
     cross join settings
     where reading_at is not null
-        and {{ in_build_dates_with_margins('reading_date', 'slot_of_day', build_dates, written_before, written_after) }}
+        and {{ in_rebuild_with_margins('reading_date', 'slot_of_day', build_dates, written_before, written_after) }}
 
 )
 

@@ -10,9 +10,10 @@
 -- ignore it; overload and suspension_violation, which judge the level itself, do not.
 -- previous_read_at: the meter's last reading before this one that is not offline, on the same local day or
 -- the day before: two flagged readings with only missing or offline readings between them can be one event.
--- Incremental (replace_build_dates, by reading_date): a build replaces the rows of the local days of the
--- readings loaded since its last build (however old) and of the day after each (whose first reading steps
--- from the last of the day before); see power_model_dates and changed_dates.
+-- Incremental (replace_build_dates, by reading_date and meter): a build replaces the rows of the local days
+-- of the readings loaded since its last build (however old) and of the day after each (whose first reading
+-- steps from the last of the day before), for the meters whose readings came (every meter of a day's batch;
+-- of the day before, the meters with late readings); see power_model_dates, changed_dates, rebuild_sets.sql.
 
 {%- set build_dates = power_model_dates() %}
 
@@ -20,7 +21,7 @@
     config(
         materialized='incremental',
         incremental_strategy='replace_build_dates',
-        meta={'build_dates': 'power_model_dates', 'build_dates_column': 'reading_date'},
+        meta={'build_dates': 'power_model_dates', 'build_dates_column': 'reading_date', 'build_meters_column': 'meter_id'},
         on_schema_change='sync_all_columns',
         post_hook="{{ analyze_table() }}",
         pre_hook="{{ window_query_settings() }}",
@@ -32,10 +33,9 @@
     )
 }}
 
-{%- set context_dates = widen_dates(build_dates, before=1) %}
-{#- the days before the build dates that are not build dates themselves: read only for the first readings
-    of the build dates (their step, their previous_read_at) #}
-{%- set carried_dates = none if build_dates is none else context_dates | reject('in', build_dates) | list %}
+{#- the build's meter days and the day before each: that day is read only for the first readings of the
+    build's (their step, their previous_read_at) #}
+{%- set context_dates = widen_rebuild(build_dates, before=1) %}
 
 with readings as (
 
@@ -84,8 +84,8 @@ readings_in_context as (
     left join safety_profiles
         on readings.enterprise_id = safety_profiles.enterprise_id
     where readings.load_kw is not null
-        and {{ in_build_dates('readings.reading_date', context_dates) }}
-        and {{ in_build_days('readings.reading_at', context_dates) }}
+        and {{ in_rebuild('readings.reading_date', context_dates, 'readings.meter_id') }}
+        and {{ in_build_days('readings.reading_at', rebuild_dates(context_dates)) }}
 
 ),
 
@@ -94,7 +94,7 @@ readings_in_context as (
 -- the build dates' readings, not a day more (a daily build's window is one day, not two)
 readings_windowed as (
 
-    {{ readings_with_day_ends('readings_in_context', build_dates, carried_dates, with_last_read=true) }}
+    {{ readings_with_day_ends('readings_in_context', build_dates, context_dates, with_last_read=true) }}
 
 ),
 
@@ -146,7 +146,7 @@ final as (
             as previous_read_at,
         {{ built_at() }} as _built_at
     from readings_with_previous
-    where {{ in_build_dates('reading_date', build_dates) }}
+    where {{ in_rebuild('reading_date', build_dates) }}
 
 )
 

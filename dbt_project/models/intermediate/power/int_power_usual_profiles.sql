@@ -6,7 +6,7 @@
 -- profile (seed anomaly_thresholds, rule baseline). One row a day, not a row per slot: a daily build writes
 -- 14,355 rows at full scale, not 1.4 M (on Postgres, with their indexes, most of the model's time).
 -- Cost: similar_days x 96 values per meter and day built (11 M at full scale), whatever the history.
--- Incremental (replace_build_dates, by reading_date): a build replaces the rows of the days
+-- Incremental (replace_build_dates, by reading_date and meter): a build replaces the rows of the meter days
 -- int_power_meter_day_context rebuilt since (power_model_dates). A table of another shape (the rows per slot
 -- of earlier versions) is not merged into: the build fails and asks for --full-refresh (on_schema_change).
 
@@ -16,7 +16,7 @@
     config(
         materialized='incremental',
         incremental_strategy='replace_build_dates',
-        meta={'build_dates': 'power_model_dates', 'build_dates_column': 'reading_date'},
+        meta={'build_dates': 'power_model_dates', 'build_dates_column': 'reading_date', 'build_meters_column': 'meter_id'},
         on_schema_change='fail',
         post_hook="{{ analyze_table() }}",
         pre_hook="{{ window_query_settings() }}",
@@ -31,7 +31,7 @@
 with day_context as (
 
     select * from {{ ref('int_power_meter_day_context') }}
-    where {{ in_build_dates('reading_date', build_dates) }}
+    where {{ in_rebuild('reading_date', build_dates) }}
 
 ),
 

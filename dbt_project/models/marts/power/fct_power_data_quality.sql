@@ -34,7 +34,6 @@
 {#- the day after a build date is read whole (an episode that starts on a build date may run into it); of the
     day before, each meter's last reading (the step into the build date's first reading) #}
 {%- set whole_dates = widen_dates(build_dates, after=1) %}
-{%- set ends_dates = none if build_dates is none else context_dates | reject('in', whole_dates) | list %}
 
 -- read again from the table by each select that reads it (inlined): on Postgres a stored CTE is planned
 -- without statistics
@@ -95,7 +94,7 @@ settings as (
 -- meter's last reading only (its lead, its state and the feed's last reading of that day are the same)
 readings_windowed as (
 
-    {{ readings_with_day_ends('readings', whole_dates, ends_dates) }}
+    {{ readings_with_day_ends('readings', whole_dates, context_dates) }}
 
 ),
 
