@@ -1,9 +1,11 @@
 """The project's own generic data tests find what they are meant to find, on both warehouses: a key that
-is null or repeated (primary_key), and each column that holds nulls, with how many (not_null_columns)."""
+is null or repeated (primary_key), and each column that holds nulls, with how many (not_null_columns). And
+every model's build on Postgres runs in a session with the project's settings (postgres_session_settings)."""
 
 from __future__ import annotations
 
 import pytest
+import yaml
 from dbt.cli.main import dbtRunner
 
 from emergency_dw.config import temporary_environment
@@ -39,8 +41,8 @@ def parsed(warehouse_url: str, tmp_path_factory: pytest.TempPathFactory):
     return data, out.result
 
 
-def _failing_rows(warehouse_url: str, test_call: str, parsed, monkeypatch) -> set[tuple]:
-    """The rows the generic test returns (its failures) on ROWS, through ``dbt show``."""
+def _shown_rows(warehouse_url: str, sql: str, parsed, monkeypatch) -> set[tuple]:
+    """The rows of ``dbt show --inline SQL`` on the warehouse."""
     data, manifest = parsed
     monkeypatch.setenv("EDW_DATA_DIR", str(data))
     with temporary_environment(dbt_environment(warehouse_url)):
@@ -48,7 +50,7 @@ def _failing_rows(warehouse_url: str, test_call: str, parsed, monkeypatch) -> se
             [
                 "show",
                 "--inline",
-                "{{ " + test_call + " }}",
+                sql,
                 "--limit",
                 "100",
                 "--project-dir",
@@ -60,6 +62,11 @@ def _failing_rows(warehouse_url: str, test_call: str, parsed, monkeypatch) -> se
         )
     assert out.success, out.exception
     return {tuple(row) for row in out.result.results[0].agate_table.rows}
+
+
+def _failing_rows(warehouse_url: str, test_call: str, parsed, monkeypatch) -> set[tuple]:
+    """The rows the generic test returns (its failures) on ROWS, through ``dbt show``."""
+    return _shown_rows(warehouse_url, "{{ " + test_call + " }}", parsed, monkeypatch)
 
 
 def test_primary_key_fails_on_a_null_and_on_a_repeated_key(warehouse_url, parsed, monkeypatch):
@@ -90,3 +97,40 @@ def test_not_null_columns_names_each_column_with_nulls_and_counts_them(warehouse
         monkeypatch,
     )
     assert none == set()
+
+
+def test_every_model_builds_on_postgres_in_a_session_with_the_projects_settings(
+    warehouse_url, parsed, monkeypatch
+):
+    """A server's defaults (work_mem 4 MB) make a power model's windows over millions of readings sort on disk:
+    each model's pre-hook sets dbt_project.yml's postgres_session_settings on the build's own session."""
+    wanted = yaml.safe_load((DBT_PROJECT / "dbt_project.yml").read_text())["vars"][
+        "postgres_session_settings"
+    ]
+    assert wanted, "dbt_project.yml sets no postgres_session_settings"
+    _, manifest = parsed
+    models = [node for node in manifest.nodes.values() if node.resource_type == "model"]
+    without = [
+        m.name for m in models if not any("postgres_session_settings()" in h.sql for h in m.config.pre_hook)
+    ]
+    assert models and not without, f"models built without the session settings: {without}"
+    names = ", ".join(f"'{name}'" for name in wanted)
+    applied = (
+        "{% set _ = run_query(postgres_session_settings()) %}"
+        f"select name, setting, unit, source from pg_settings where name in ({names})"
+    )
+    if warehouse_url.startswith("duckdb"):
+        hook = _shown_rows(
+            warehouse_url, "select '{{ postgres_session_settings() | trim }}' as hook", parsed, monkeypatch
+        )
+        assert hook == {("",)}, "DuckDB's build sets nothing (its bound is the profile's memory_limit)"
+        return
+    rows = _shown_rows(warehouse_url, applied, parsed, monkeypatch)
+    units = {"kB": 1, "8kB": 8, "MB": 1024}
+    got = {
+        name: (f"{int(setting) * units[unit] // 1024}MB" if unit else setting, source)
+        for name, setting, unit, source in rows
+    }
+    assert got == {name: (str(value), "session") for name, value in wanted.items()}, (
+        "the build's session does not run with the project's settings"
+    )
