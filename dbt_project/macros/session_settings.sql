@@ -1,6 +1,7 @@
 {# The settings of a build's Postgres sessions (dbt_project.yml's var postgres_session_settings), set before
    each model (the project's pre-hook): a server's defaults are sized for many small queries (work_mem 4 MB
-   per sort or hash), while a power model sorts millions of readings in one query. Each setting applies to
+   per sort or hash), while a power model sorts millions of readings in one query (the planner switches some
+   models need are their own pre-hooks: window_query_settings). Each setting applies to
    the build's own sessions only; the server and every other client keep theirs. One statement, so that a
    model pays one round trip. Nothing on DuckDB (its bound is the profile's memory_limit). #}
 {% macro postgres_session_settings() -%}

@@ -27,9 +27,8 @@
     {{ return(value | float) }}
 {%- endmacro %}
 
-{# Pre-hook of the models that aggregate or join many rows (the power baselines, the risk points): on Postgres, memory for the window's hash
-   aggregate (instead of an external sort on disk) and no JIT compilation (it costs more than it saves
-   on these row counts), and no nested-loop joins: the planner, misled by the build dates' filters into
+{# Pre-hook of the models that aggregate or join many rows (the power baselines, the risk points): on Postgres,
+   no nested-loop joins: the planner, misled by the build dates' filters into
    expecting a few readings, joined a day's readings to the enterprises' 700 profiles row by row (68 s for
    the sequenced readings of 12 days at scale 0.05, 4 s as a hash join); the risk points likewise joined
    every enterprise-day to the registry row by row (457 M join-filter comparisons: 40 s for a full-scale
@@ -37,7 +36,8 @@
    behind a common table expression look like a few dozen rows, so the planner sorted 1.2 M of them three
    times to merge-join them with the day tables: 22 s of a quarter-scale build's 46; as hash joins on the
    day tables, 10 s; the meter days: a day's readings merge-joined to its grid of 96 slots after sorting
-   both, 25 s for 2.8 M readings, 18 s as a hash join). For this transaction only. Nothing elsewhere. #}
+   both, 25 s for 2.8 M readings, 18 s as a hash join). For this transaction only. Nothing elsewhere. Memory
+   for sorts and hashes and JIT are every model's (postgres_session_settings, session_settings.sql). #}
 {% macro window_query_settings(hash_joins=false) -%}
     {{ return(adapter.dispatch('window_query_settings', 'emergency_dw')(hash_joins)) }}
 {%- endmacro %}
@@ -46,7 +46,7 @@
 {%- endmacro %}
 
 {% macro postgres__window_query_settings(hash_joins=false) -%}
-    set local work_mem = '256MB'; set local jit = off; set local enable_nestloop = off
+    set local enable_nestloop = off
     {%- if hash_joins %}; set local enable_mergejoin = off{% endif %}
 {%- endmacro %}
 
