@@ -124,7 +124,7 @@
             {%- endif %}
             {%- for key, days in groups.items() %}
             or ({{ date_column }} in ({% for day in days | sort %}cast('{{ day }}' as date){{ ', ' if not loop.last }}{% endfor %})
-                and {{ meter_column }} in ({% for meter in rebuild.partial[days[0]] %}'{{ meter | replace("'", "''") }}'{{ ', ' if not loop.last }}{% endfor %}))
+                and {{ in_meter_list(meter_column, rebuild.partial[days[0]]) }})
             {%- endfor %}
         ))
     {%- endif -%}
@@ -150,4 +150,20 @@
         or ({{ in_rebuild(date_column, shift_rebuild(rebuild, -1), meter_column) }} and {{ slot_column }} >= {{ slots_per_day - slots_before }})
         or ({{ in_rebuild(date_column, shift_rebuild(rebuild, 1), meter_column) }} and {{ slot_column }} < {{ slots_after }}))
     {%- endif -%}
+{%- endmacro %}
+
+{# `column in (the meters)`, in the form each warehouse evaluates fast inside the OR of in_rebuild: Postgres
+   hashes a long IN list; DuckDB turns an IN list into a join only where it stands alone, and inside an OR
+   compares each row with every id in turn (at full scale a partial date's 3,635 meters took 12 s to filter
+   2.7 M scored readings, against 0.06 s as a subquery, which it joins). #}
+{% macro in_meter_list(column, meters) -%}
+    {{ return(adapter.dispatch('in_meter_list', 'emergency_dw')(column, meters)) }}
+{%- endmacro %}
+
+{% macro default__in_meter_list(column, meters) -%}
+    {{ column }} in ({% for meter in meters %}'{{ meter | replace("'", "''") }}'{{ ', ' if not loop.last }}{% endfor %})
+{%- endmacro %}
+
+{% macro duckdb__in_meter_list(column, meters) -%}
+    {{ column }} in (select unnest([{% for meter in meters %}'{{ meter | replace("'", "''") }}'{{ ', ' if not loop.last }}{% endfor %}]))
 {%- endmacro %}
