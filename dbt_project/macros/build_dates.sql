@@ -164,9 +164,11 @@
     {%- elif model.name == 'int_power_anomaly_events' -%}
         {{ return(changed_dates([ref('int_power_anomaly_intervals')], preceding_days=1)) }}
     {%- elif model.name == 'fct_power_data_quality' -%}
-        {{ return(changed_dates(
-            [ref('int_power_readings_sequenced'), ref('int_power_meter_day_context'), ref('int_power_meter_day_thresholds')],
-            preceding_days=1)) }}
+        {#- a reading's episodes may start the day before (a gap or an offline run across midnight); a meter day's
+            context and threshold are that day's alone #}
+        {{ return(union_dates(
+            changed_dates([ref('int_power_readings_sequenced')], preceding_days=1),
+            changed_dates([ref('int_power_meter_day_context'), ref('int_power_meter_day_thresholds')]))) }}
     {%- else -%}
         {{ exceptions.raise_compiler_error("power_model_dates does not know the model " ~ model.name) }}
     {%- endif -%}
@@ -325,6 +327,14 @@
             {%- endif %}
         )
     {%- endif %}
+{%- endmacro %}
+
+{# Two date lists together, sorted; None (every date) when either is None. #}
+{% macro union_dates(dates, other) -%}
+    {%- if dates is none or other is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return((dates + other) | unique | sort | list) }}
 {%- endmacro %}
 
 {# The build dates widened by `before` days before and `after` days after each (the context a model reads
