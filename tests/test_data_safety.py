@@ -309,6 +309,10 @@ def test_a_data_directory_refuses_a_second_warehouse(loaded, tmp_path: Path, mon
     """make run on DuckDB, then the same ./data with EDW_WAREHOUSE_URL pointing at Postgres: the second
     warehouse is refused before it lands or loads anything, with the way out. Before, its run overwrote the
     first's lake and a later replay on DuckDB loaded the Postgres run's files."""
+    import os
+    import subprocess
+    import sys
+
     from emergency_dw.config import DataDirectoryClaimed
 
     url, _ = loaded
@@ -326,6 +330,25 @@ def test_a_data_directory_refuses_a_second_warehouse(loaded, tmp_path: Path, mon
     assert "EDW_DATA_DIR" in message and "nothing was changed" in message
     with pytest.raises(DataDirectoryClaimed):
         quarantine.replay("alerts_110")
+    assert sorted(p.name for p in (data / "lake").rglob("*.parquet")) == lake_before
+
+    # `edw ingest --all` in that directory, pointed at a new DuckDB file (a shell without the variable the
+    # directory was made with): refused once, before any feed's DAG runs or the file is made; before, each of
+    # the 41 DAGs failed in turn (a quarter of an hour) and told its owner, and the file was left behind
+    def notices() -> int:
+        return sum(len(p.read_text().splitlines()) for p in (data / "notifications").glob("*.jsonl"))
+
+    notices_before = notices()
+    command = [sys.executable, "-m", "emergency_dw.cli", "ingest", "--all", "--date", DAY.isoformat()]
+    other = data / "other.duckdb"
+    env = {**os.environ, "EDW_DATA_DIR": str(data), "EDW_WAREHOUSE_URL": f"duckdb:///{other}"}
+    refused_cli = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    said = " ".join((refused_cli.stdout + refused_cli.stderr).split())  # as printed, wrapped to the terminal
+    assert refused_cli.returncode != 0, said[-3000:]
+    assert said.count("belongs to the warehouse duckdb:///./warehouse.duckdb") == 1, said[-3000:]
+    assert "Traceback" not in said and "ingest__" not in said, said[-3000:]
+    assert not other.exists()
+    assert notices() == notices_before
     assert sorted(p.name for p in (data / "lake").rglob("*.parquet")) == lake_before
 
     # the directory may move with its warehouse inside it: it is still the same warehouse

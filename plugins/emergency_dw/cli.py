@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import catalog
-from .config import default_date, settings
+from .config import claim_data_directory, default_date, settings
 
 console = Console(width=None if sys.stdout.isatty() else 140)
 
@@ -161,8 +161,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- ingest
 def _ingest_days(feeds: list[str], days: list[dt.date], quiet: bool = False) -> list:
     """Run the ingest DAGs of ``feeds`` for ``days``, a line per batch; ``quiet``: a line per batch that
-    failed or came empty, and one for the day (`edw run`)."""
+    failed or came empty, and one for the day (`edw run`). A data directory that belongs to another warehouse
+    stops it before any DAG runs: every batch would fail the same way (and tell its feed's owner so), and the
+    warehouse named must not be created beside the other's files."""
     from .airflow_env import airflow_environment
+
+    claim_data_directory()
     from .embedded import embedded_sources
 
     airflow_environment()
