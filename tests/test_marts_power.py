@@ -415,6 +415,92 @@ def test_the_last_day_built_incrementally_has_its_warnings(built: Built):
     assert risk_days[0]["last"] == built.days[-1]
 
 
+KEY_TEST = "unique_combination_in_recent_days_int_power_readings_sequenced_meter_id__reading_at__reading_date"
+
+
+def _plan_nodes(node: dict):
+    yield node
+    for child in node.get("Plans", []):
+        yield from _plan_nodes(child)
+
+
+def test_a_duplicate_reading_fails_the_key_test_and_an_enforced_key_costs_no_scan(
+    built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The readings' key test (no meter read twice at one instant, in the recent days), on a copy of the
+    warehouse: it passes as built; on Postgres, whose unique index enforces that key already, its query reads
+    no row of the table (the key tests of a full-scale daily build scanned and sorted for 15 s there); a
+    duplicate reading fails it on both warehouses (on Postgres once that index is dropped)."""
+    import json
+    import shutil
+
+    import sqlalchemy as sa
+
+    from conftest import POSTGRES_URL
+
+    monkeypatch.setenv("EDW_DATA_DIR", str(tmp_path / "data"))
+    database = None
+    if built.url.startswith("duckdb:///"):
+        copy = tmp_path / "copy.duckdb"
+        shutil.copy(built.url.removeprefix("duckdb:///"), copy)
+        url = f"duckdb:///{copy}"
+    else:
+        database = f"{sa.make_url(built.url).database}_key"
+        admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'drop database if exists "{database}"'))
+            conn.execute(
+                sa.text(f'create database "{database}" template "{sa.make_url(built.url).database}"')
+            )
+        admin.dispose()
+        url = postgres_url(database)
+    try:
+        passed = run_dbt(["test", "--select", KEY_TEST], warehouse_url=url)
+        assert passed.success and [r["status"] for r in passed.results] == ["pass"], (
+            passed.error,
+            passed.results,
+        )
+        warehouse = connect(url)
+        try:
+            if database:
+                results = json.loads((tmp_path / "data" / "dbt" / "target" / "run_results.json").read_text())
+                compiled = results["results"][0]["compiled_code"]
+                engine = sa.create_engine(url)
+                with engine.connect() as conn:
+                    plan = conn.exec_driver_sql(f"explain (analyze, format json) {compiled}").scalar_one()
+                engine.dispose()
+                plan = plan if isinstance(plan, list) else json.loads(plan)
+                scans = [
+                    node
+                    for node in _plan_nodes(plan[0]["Plan"])
+                    if node.get("Relation Name") == "int_power_readings_sequenced"
+                ]
+                assert scans and all(node["Actual Loops"] == 0 for node in scans), scans
+                index = (
+                    warehouse.query(
+                        "select indexname from pg_indexes where schemaname = 'intermediate'"
+                        " and tablename = 'int_power_readings_sequenced' and indexdef like 'CREATE UNIQUE%'"
+                    )
+                    .column(0)[0]
+                    .as_py()
+                )
+                with warehouse.transaction() as tx:
+                    tx.execute(f'drop index intermediate."{index}"')
+            with warehouse.transaction() as tx:
+                tx.execute(
+                    "insert into intermediate.int_power_readings_sequenced select * from"
+                    " intermediate.int_power_readings_sequenced where reading_date ="
+                    " (select max(reading_date) from intermediate.int_power_readings_sequenced) limit 1"
+                )
+        finally:
+            warehouse.close()
+        failed = run_dbt(["test", "--select", KEY_TEST], warehouse_url=url)
+        assert not failed.success and [r["status"] for r in failed.results] == ["fail"], failed.results
+    finally:
+        if database:
+            drop_database(database)
+
+
 def test_every_warning_says_why_in_a_sentence(built: Built):
     rows = _query(built.url, "select rule, reason, peak_value from marts.fct_power_anomalies")
     assert rows
