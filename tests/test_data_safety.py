@@ -302,6 +302,9 @@ def test_two_edw_ingest_of_one_day_at_once_take_turns(tmp_path: Path):
     assert [a["status"] for a in attempts] == ["loaded", "loaded"]
     distinct = _rows(url, "select count(*) as n, count(distinct _row) as d from raw.alerts_110")[0]
     assert distinct["n"] == distinct["d"] > 0
+    assert not list((data / "warehouse.duckdb.locks").glob("*.lock")), (
+        "the batch's lock file went with its holder"
+    )
 
 
 # ---------------------------------------------------------------- a data directory belongs to one warehouse

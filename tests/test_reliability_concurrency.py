@@ -143,6 +143,9 @@ def test_concurrent_loads_on_the_embedded_duckdb_wait_for_the_file_and_equal_seq
     assert [o["error"] for o in outcomes] == [None] * len(JOBS), outcomes
     actual = warehouse_rows(url, TABLES)
     assert_same_rows(without_history_context(actual), without_history_context(expected), "DuckDB loads")
+    # the loads' named locks (a file each in warehouse.duckdb.locks/) are gone with their holders: the folder
+    # does not keep a file per batch ever loaded
+    assert not list((root / "warehouse.duckdb.locks").glob("*.lock"))
     RELIABILITY["concurrent batches loaded (DuckDB, processes taking turns)"] += len(JOBS)
 
 

@@ -168,7 +168,7 @@ class DuckDBWarehouse:
                 "EDW_DUCKDB_THREADS to a whole number)"
             ) from exc
         self._in_transaction = False
-        self._locks: list = []  # the named locks this transaction holds (files, or threading locks in memory)
+        self._locks: list = []  # the named locks this transaction holds ((file, path), or threading locks in memory)
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         # Fetch everything: an unfinished result would block the connection's next statement.
@@ -211,19 +211,30 @@ class DuckDBWarehouse:
             return None
         folder = Path(f"{self.path}.locks")
         folder.mkdir(exist_ok=True)
-        handle = open(folder / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.lock", "a+")  # noqa: SIM115 - held until the transaction ends
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
+        path = folder / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.lock"
+        while True:
+            handle = open(path, "a+")  # noqa: SIM115 - held until the transaction ends
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                handle.close()
+                return holder
+            # its last holder removes the file as it lets go (the folder keeps no file per batch ever
+            # loaded): a file opened before that is no lock any more; take the one at the path now
+            try:
+                current = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                break
             handle.close()
-            return holder
         handle.seek(0)
         handle.truncate()
         handle.write(f"process {os.getpid()} ({key})")
         handle.flush()
-        self._locks.append(handle)
+        self._locks.append((handle, path))
         return None
 
     def _release_locks(self) -> None:
@@ -231,8 +242,10 @@ class DuckDBWarehouse:
             if isinstance(lock, _LOCK_TYPE):
                 lock.release()
             else:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-                lock.close()
+                handle, path = lock
+                path.unlink(missing_ok=True)  # while still held: a waiter then opens a new file
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                handle.close()
         self._locks = []
 
     def ensure_schema(self, schema: str) -> None:
