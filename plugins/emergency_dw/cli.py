@@ -165,10 +165,9 @@ def _ingest_days(feeds: list[str], days: list[dt.date], quiet: bool = False) -> 
     stops it before any DAG runs: every batch would fail the same way (and tell its feed's owner so), and the
     warehouse named must not be created beside the other's files."""
     from .airflow_env import airflow_environment
-
-    claim_data_directory()
     from .embedded import embedded_sources
 
+    claim_data_directory()
     airflow_environment()
     from .pipeline.suites import expected_daily
     from .runner import run_days
