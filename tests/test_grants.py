@@ -197,6 +197,65 @@ def test_a_second_build_keeps_the_grants(built: dict, monkeypatch: pytest.Monkey
     assert _as(built, "auditor", "select count(*) from marts.fct_incident_response")[0][0] > 0
 
 
+DATE_INDEXES = {"fct_enterprise_risk_daily": "risk_date", "fct_incident_response": "received_date"}
+
+
+def _date_indexes(built: dict) -> dict[str, str]:
+    """The marts' indexes on exactly the date column BI tools read them by, by table."""
+    with psycopg.connect(built["owner"]) as conn:
+        rows = conn.execute(
+            "select tablename, indexname, indexdef from pg_indexes where schemaname = 'marts'"
+        ).fetchall()
+    return {
+        table: name for table, name, definition in rows if definition.endswith(f"({DATE_INDEXES.get(table)})")
+    }
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(240)
+def test_the_marts_read_by_date_are_indexed_even_on_a_warehouse_built_before_the_index(
+    built: dict, monkeypatch: pytest.MonkeyPatch
+):
+    """BI tools read the risk index and the incidents by date (the latest day, the last weeks: reports/
+    bi_queries.sql), and those marts grow by 14,355 and thousands of rows a day: on Postgres each has an index
+    on that date, which the latest day's queries use, and a warehouse whose table lacks it (built before the
+    index was declared: here, dropped) gets it at its next incremental build, without a full refresh."""
+    from emergency_dw.reports.bi_queries import bi_queries
+
+    assert set(_date_indexes(built)) == set(DATE_INDEXES)
+    queries = {q.name: q.sql for q in bi_queries()}
+    with psycopg.connect(built["owner"], autocommit=True) as conn:
+        # the test's tables are tiny: whether the index can serve the query, not whether it is cheaper
+        conn.execute("set enable_seqscan = off")
+        for name, table in (
+            ("risk_levels_latest_day", "fct_enterprise_risk_daily"),
+            ("slowest_incidents_of_the_day", "fct_incident_response"),
+        ):
+            plan = json.dumps(conn.execute(f"explain (format json) {queries[name]}").fetchone()[0])
+            assert _date_indexes(built)[table] in plan, (name, plan)
+        for index in _date_indexes(built).values():
+            conn.execute(f'drop index marts."{index}"')
+    assert _date_indexes(built) == {}
+
+    monkeypatch.setenv("EDW_DATA_DIR", str(built["data"]))
+    run = run_dbt(["build", "--select", " ".join(DATE_INDEXES)], warehouse_url=built["owner"])
+    assert run.success, run.error
+    assert set(_date_indexes(built)) == set(DATE_INDEXES)
+    again = run_dbt(
+        ["run", "--select", " ".join(DATE_INDEXES), "--full-refresh"], warehouse_url=built["owner"]
+    )
+    assert again.success, again.error
+    # rebuilt whole (the old table swapped out holds an index too): each has its date index once, beside its key
+    assert set(_date_indexes(built)) == set(DATE_INDEXES)
+    with psycopg.connect(built["owner"]) as conn:
+        counted = conn.execute(
+            "select tablename, count(*) from pg_indexes where schemaname = 'marts' "
+            "and tablename = any(%s) group by tablename",
+            [list(DATE_INDEXES)],
+        ).fetchall()
+    assert dict(counted) == dict.fromkeys(DATE_INDEXES, 2), counted
+
+
 def _grants_by_model(target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple]:
     """Each model's schema and `grants` config, as `dbt parse` for ``target`` writes them to the manifest."""
     monkeypatch.setenv("EDW_DATA_DIR", str(tmp_path / "data"))

@@ -7,6 +7,7 @@
 -- backfill), and of any date whose incident count differs from the calls staged (a re-delivered batch with
 -- fewer calls); see response_model_dates. Its unique key, incident_id, also replaces an incident whose
 -- re-delivered call moved to another date.
+-- On Postgres, indexed by received_date too: BI tools read the latest day (reports/bi_queries.sql).
 
 {%- set build_dates = response_model_dates() %}
 
@@ -17,6 +18,7 @@
         incremental_strategy='replace_build_dates',
         meta={'build_dates': 'response_model_dates', 'build_dates_column': 'received_date'},
         on_schema_change='append_new_columns',
+        indexes=[{'columns': ['received_date']}] if target.type == 'postgres' else [],
     )
 }}
 

@@ -7,6 +7,8 @@
 -- Incremental (replace_build_dates, by risk_date): a build replaces the rows of the enterprise days whose
 -- risk points were built since its own last build (macro risk_daily_rebuild; risk_daily_rebuilt_rows),
 -- however old; every row carries _built_at.
+-- On Postgres, indexed by risk_date too: BI tools read the latest day and the last weeks of every
+-- enterprise (reports/bi_queries.sql), which grows by 14,355 rows a day.
 
 {{
     config(
@@ -14,6 +16,7 @@
         incremental_strategy='replace_build_dates',
         meta={'build_dates': 'risk_daily_rebuilt_rows', 'build_dates_column': 'risk_date'},
         on_schema_change='append_new_columns',
+        indexes=[{'columns': ['risk_date']}] if target.type == 'postgres' else [],
     )
 }}
 
