@@ -12,8 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from emergency_dw.catalog import get_feed
 from emergency_dw.embedded import embedded_sources
-from emergency_dw.pipeline.ingest import day_interval, ingest
+from emergency_dw.pipeline.ingest import day_interval, ingest, land_file, validate_and_load
 from emergency_dw.simulator.run import Simulator
 from emergency_dw.transform import run_dbt
 from emergency_dw.warehouse import connect
@@ -135,3 +136,112 @@ def test_a_past_week_loaded_after_daily_runs_reaches_every_mart_as_a_full_rebuil
         rebuilt = _marts(url)
     assert len(incremental) >= 10, sorted(incremental)
     assert_same_rows(incremental, rebuilt, "incremental build after a past week vs a full rebuild")
+
+
+# The risk index of a day reads each snapshot record in the version in force that day
+CORRECTED_DAYS = [dt.date(2026, 11, 18), dt.date(2026, 11, 19), dt.date(2026, 11, 20)]
+CORRECTED_FEEDS = [  # what the risk index reads
+    "power_load_readings",
+    "cable_temperature_readings",
+    "enterprise_registry",
+    "enterprise_safety_profiles",
+    "production_suspension_orders",
+    "special_equipment",
+    "geohazard_points",
+    "hazard_inspections",
+    "weather_warnings",
+]
+RISK_SELECT = [
+    "build",
+    "--select",
+    "+fct_enterprise_risk_daily",
+    "--indirect-selection",
+    "cautious",
+    "--exclude-resource-type",
+    "unit_test",
+]
+
+
+def _send_profile_version(url: str, root: Path, enterprise_id: str, updated_at: str, grade: str) -> None:
+    """The enterprise's safety profile as its department re-sends it: another grade, updated at that time."""
+    columns = [c.name for c in get_feed("enterprise_safety_profiles").columns]
+    warehouse = connect(url)
+    try:
+        frame = warehouse.query(
+            f"select {', '.join(columns)} from raw.enterprise_safety_profiles "
+            f"where enterprise_id = '{enterprise_id}' order by updated_at desc, _loaded_at desc limit 1"
+        ).to_pandas()
+    finally:
+        warehouse.close()
+    frame["standardisation_grade"] = grade
+    frame["updated_at"] = pd.Timestamp(updated_at)
+    path = root / f"profiles-{grade}.parquet"
+    frame.to_parquet(path, index=False)
+    validate_and_load(land_file("enterprise_safety_profiles", path, CORRECTED_DAYS[-1], CORRECTED_DAYS[-1]))
+
+
+def _grades(url: str, enterprise_id: str) -> dict[str, str]:
+    warehouse = connect(url)
+    try:
+        rows = warehouse.query(
+            "select cast(risk_date as varchar) as risk_date, match_value from intermediate.int_enterprise_risk_points "
+            f"where enterprise_id = '{enterprise_id}' and item = 'standardisation_grade'"
+        ).to_pylist()
+    finally:
+        warehouse.close()
+    return {r["risk_date"]: r["match_value"] for r in rows}
+
+
+@pytest.mark.slow
+def test_a_corrected_profile_changes_the_risk_index_from_its_own_date_and_the_days_before_keep_theirs(
+    tmp_path: Path,
+):
+    """Three days built; then a department re-sends an enterprise's safety profile updated on the 20th, then
+    a correction updated on the 19th (older than the version already held). Each day's risk points read the
+    version in force that day, and the incremental builds give what a full rebuild gives."""
+    url = f"duckdb:///{tmp_path / 'data' / 'warehouse.duckdb'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDW_DATA_DIR", str(tmp_path / "data"))
+        mp.setenv("EDW_WAREHOUSE_URL", url)
+        mp.setenv("EDW_HTTP_BACKOFF_SECONDS", "0.05")
+        # a build takes in what was loaded since the last one
+        mp.setenv("EDW_LOAD_COMMIT_MARGIN_MINUTES", "0")
+        sim = Simulator(tmp_path / "data" / "sources", scale=SCALE)
+        with embedded_sources():
+            for day in CORRECTED_DAYS:
+                sim.simulate_day(day, feeds=CORRECTED_FEEDS)
+                for feed in CORRECTED_FEEDS:
+                    ingest(feed, *day_interval(day))
+        run = run_dbt(RISK_SELECT, warehouse_url=url)
+        assert run.success, run.error
+        warehouse = connect(url)
+        try:  # an enterprise whose profile was last changed before the first day
+            first = warehouse.query(
+                "select enterprise_id, standardisation_grade from staging.stg_yjj__enterprise_safety_profiles "
+                "where updated_at < timestamptz '2026-11-17 16:00:00+00' order by enterprise_id limit 1"
+            ).to_pylist()[0]
+            enterprise_id, original = first["enterprise_id"], first["standardisation_grade"]
+        finally:
+            warehouse.close()
+        days = _grades(url, enterprise_id)
+        assert {d.isoformat() for d in CORRECTED_DAYS} <= set(days) and set(days.values()) == {original}
+        later, earlier = [g for g in ("none", "grade_1", "grade_2", "grade_3") if g != original][:2]
+
+        _send_profile_version(url, tmp_path, enterprise_id, "2026-11-20 09:00:00+08:00", later)
+        run = run_dbt(RISK_SELECT, warehouse_url=url)
+        assert run.success, run.error
+        assert _grades(url, enterprise_id) == {d: later if d >= "2026-11-20" else original for d in days}
+
+        _send_profile_version(url, tmp_path, enterprise_id, "2026-11-19 09:00:00+08:00", earlier)
+        run = run_dbt(RISK_SELECT, warehouse_url=url)
+        assert run.success, run.error
+        assert _grades(url, enterprise_id) == {
+            d: later if d >= "2026-11-20" else earlier if d == "2026-11-19" else original for d in days
+        }
+        incremental = _marts(url)
+
+        run = run_dbt([*RISK_SELECT, "--full-refresh"], warehouse_url=url)
+        assert run.success, run.error
+        rebuilt = _marts(url)
+    assert "marts.fct_enterprise_risk_daily" in incremental
+    assert_same_rows(incremental, rebuilt, "incremental builds after corrected profiles vs a full rebuild")

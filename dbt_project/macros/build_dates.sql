@@ -364,9 +364,10 @@
      (an event may start the day before);
    - weather warnings loaded: the dates they were in force;
    - inspection hazards loaded (new or updated): that enterprise from the day the hazard was found;
-   - a new version (a later updated_at than any held before) of an enterprise's safety profile, registry
-     entry or special equipment, or of a geohazard point in its town: that enterprise on every date
-     (those are read as their latest snapshot). A source must move updated_at when a record changes.
+   - a new version of an enterprise's safety profile, registry entry or special equipment, or of a
+     geohazard point in a town it was ever registered in: that enterprise from the version's local date on
+     (each is read in the version in force on the risk date), or on every date if it is the record's earliest
+     version. A source must move updated_at when a record changes.
    None on a full build or before the model carried _built_at (rebuild everything). #}
 {% macro risk_rebuild_sets() -%}
     {%- if not execute or model.resource_type != 'model' or this is none or not is_incremental() -%}
@@ -377,7 +378,7 @@
     {%- set cables = ref('stg_power__cable_temperature_readings') -%}
     {%- set warnings = ref('stg_qxj__weather_warnings') -%}
     {%- set hazards = ref('stg_yjj__hazard_inspections') -%}
-    {%- set registry = ref('stg_amr__enterprise_registry') -%}
+    {%- set registry = ref('stg_amr__enterprise_registry_versions') -%}
     {%- set parameters = ref('risk_parameters') -%}
     {%- if not relations_built([this, sequenced, day_scores, cables, warnings, hazards, registry, parameters]) -%}
         {{ return(none) }}
@@ -388,8 +389,11 @@
     {%- endif -%}
     {%- set built_since = "cast('" ~ watermark ~ "' as timestamp with time zone)" -%}
     {%- set loaded_since = built_since ~ " - " ~ load_margin() -%}
-    {%- set all_dates = "cast('0001-01-01' as date), cast('9999-12-31' as date)" -%}
     {%- set snapshot_versions = [] -%}
+    {#- A snapshot record's new version (not held already as that day's version) is in force from its
+        local date (until the next version: rebuilding on from there is more than changed, and idempotent),
+        or from the first date if it is the record's earliest version (which stands for the dates before
+        it: versions_in_force). -#}
     {%- for department, feed, key, owner in [
         ('yjj', 'enterprise_safety_profiles', 'enterprise_id', 'enterprise_id'),
         ('amr', 'enterprise_registry', 'enterprise_id', 'enterprise_id'),
@@ -398,22 +402,38 @@
     ] -%}
         {%- set raw = source(department, feed) -%}
         {%- set new_versions -%}
-            select distinct arrived.{{ owner }} as owner
+            select distinct
+                arrived.{{ owner }} as owner,
+                case
+                    when {{ local_date('arrived.updated_at') }} > earliest.version_date
+                        then {{ local_date('arrived.updated_at') }}
+                    else cast('0001-01-01' as date)
+                end as from_date
             from {{ raw }} as arrived
+            inner join (
+                select {{ key }}, min({{ local_date('updated_at') }}) as version_date
+                from {{ raw }}
+                group by {{ key }}
+            ) as earliest
+                on arrived.{{ key }} = earliest.{{ key }}
             where {{ loaded_since_last_build('arrived._loaded_at', built_since) }}
                 and not exists (
                     select 1 from {{ raw }} as held
                     where held.{{ key }} = arrived.{{ key }}
                         and held._loaded_at <= {{ loaded_since }}
                         and held.updated_at >= arrived.updated_at
+                        and {{ local_date('held.updated_at') }} = {{ local_date('arrived.updated_at') }}
                 )
         {%- endset -%}
         {%- if owner == 'town_code' -%}
+            {#- every enterprise ever registered in the town -#}
             {%- do snapshot_versions.append(
-                "select registry.enterprise_id, " ~ all_dates ~ " from " ~ registry ~ " as registry"
-                ~ " inner join (" ~ new_versions ~ ") as changed on registry.town_code = changed.owner") -%}
+                "select distinct registry.enterprise_id, changed.from_date, cast('9999-12-31' as date) from "
+                ~ registry ~ " as registry inner join (" ~ new_versions ~ ") as changed"
+                ~ " on registry.town_code = changed.owner") -%}
         {%- else -%}
-            {%- do snapshot_versions.append("select owner, " ~ all_dates ~ " from (" ~ new_versions ~ ") as changed") -%}
+            {%- do snapshot_versions.append(
+                "select owner, from_date, cast('9999-12-31' as date) from (" ~ new_versions ~ ") as changed") -%}
         {%- endif -%}
     {%- endfor -%}
     {%- set rebuild -%}

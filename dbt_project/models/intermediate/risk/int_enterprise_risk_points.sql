@@ -5,11 +5,14 @@
 -- management (standardisation grade, open, overdue and open major hazards, days since the last
 -- inspection), environment (weather warnings in force in the town, high-risk geohazard points in the
 -- town), monitoring (power anomalies and cable over-temperatures in the monitoring window).
--- Hazards, warnings and anomalies are taken as of the end of the risk date; profiles, the registry,
--- special equipment and geohazard points are the latest snapshot.
+-- Everything is taken as it stood on the risk date: hazards, warnings and anomalies as of its end; the safety
+-- profile, registry entry, special equipment and geohazard points in the version in force that day (the
+-- staging *_versions views: a record updated today changes the index from today on, and the days before keep
+-- what was true then; a record's earliest version also stands for the days before it).
 -- Incremental (replace_build_dates, by risk_date): a build replaces the rows of the enterprise days it
 -- rebuilds, those that changed since the last build, however old (macro risk_rebuild_sets: the enterprises
--- and dates a loaded batch or a rebuilt power day touches; risk_rebuilt_rows); every row carries _built_at.
+-- and dates a loaded batch, a new version or a rebuilt power day touches; risk_rebuilt_rows); every row
+-- carries _built_at.
 
 -- depends_on: {{ ref('int_power_meter_day_scores') }}
 -- depends_on: {{ ref('stg_power__cable_temperature_readings') }}
@@ -38,19 +41,19 @@ with power_readings as (
 
 safety_profiles as (
 
-    select * from {{ ref('stg_yjj__enterprise_safety_profiles') }}
+    select * from {{ ref('stg_yjj__enterprise_safety_profile_versions') }}
 
 ),
 
 enterprise_registry as (
 
-    select * from {{ ref('stg_amr__enterprise_registry') }}
+    select * from {{ ref('stg_amr__enterprise_registry_versions') }}
 
 ),
 
 special_equipment as (
 
-    select * from {{ ref('stg_amr__special_equipment') }}
+    select * from {{ ref('stg_amr__special_equipment_versions') }}
 
 ),
 
@@ -68,7 +71,7 @@ weather_warnings as (
 
 geohazard_points as (
 
-    select * from {{ ref('stg_zrzyj__geohazard_points') }}
+    select * from {{ ref('stg_zrzyj__geohazard_point_versions') }}
 
 ),
 
@@ -126,9 +129,13 @@ enterprise_days as (
         enterprise_registry.town_code,
         risk_dates.risk_date
     from safety_profiles
-    cross join risk_dates
+    inner join risk_dates
+        on risk_dates.risk_date >= safety_profiles.valid_from
+        and risk_dates.risk_date < safety_profiles.valid_to
     left join enterprise_registry
         on safety_profiles.enterprise_id = enterprise_registry.enterprise_id
+        and risk_dates.risk_date >= enterprise_registry.valid_from
+        and risk_dates.risk_date < enterprise_registry.valid_to
     where {{ in_risk_rebuild(rebuild, 'safety_profiles.enterprise_id', 'risk_dates.risk_date') }}
 
 ),
@@ -179,6 +186,8 @@ equipment_counts as (
     from enterprise_days
     inner join special_equipment
         on enterprise_days.enterprise_id = special_equipment.enterprise_id
+        and enterprise_days.risk_date >= special_equipment.valid_from
+        and enterprise_days.risk_date < special_equipment.valid_to
     where special_equipment.status <> 'scrapped'
     group by enterprise_days.enterprise_id, enterprise_days.risk_date
 
@@ -263,11 +272,15 @@ weather_items as (
 geohazard_counts as (
 
     select
-        town_code,
+        geohazard_points.town_code,
+        risk_dates.risk_date,
         count(*) as high_risk_points
     from geohazard_points
-    where risk_level = 'high'
-    group by town_code
+    inner join risk_dates
+        on risk_dates.risk_date >= geohazard_points.valid_from
+        and risk_dates.risk_date < geohazard_points.valid_to
+    where geohazard_points.risk_level = 'high'
+    group by geohazard_points.town_code, risk_dates.risk_date
 
 ),
 
@@ -281,6 +294,7 @@ geohazard_items as (
     from enterprise_days
     inner join geohazard_counts
         on enterprise_days.town_code = geohazard_counts.town_code
+        and enterprise_days.risk_date = geohazard_counts.risk_date
 
 ),
 
