@@ -33,9 +33,11 @@
 
 {%- set rebuild = risk_rebuild_sets() %}
 
-with power_readings as (
+with power_days as (
 
-    select * from {{ ref('int_power_readings_sequenced') }}
+    -- a row per meter and local day read: the risk dates, from 96 times fewer rows than the readings
+
+    select * from {{ ref('int_power_meter_days') }}
 
 ),
 
@@ -111,7 +113,7 @@ settings as (
 risk_dates as (
 
     select distinct reading_date as risk_date
-    from power_readings
+    from power_days
     {% if rebuild is not none %}
     where reading_date >= (select min(rebuild.from_date) from ({{ rebuild }}) as rebuild)
     {% endif %}
