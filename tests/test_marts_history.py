@@ -60,6 +60,16 @@ BUILD = [
 ]
 
 
+@pytest.fixture
+def url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The test's own embedded warehouse and data directory, where the pipeline and dbt read them."""
+    url = f"duckdb:///{tmp_path / 'data' / 'warehouse.duckdb'}"
+    monkeypatch.setenv("EDW_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("EDW_WAREHOUSE_URL", url)
+    monkeypatch.setenv("EDW_HTTP_BACKOFF_SECONDS", "0.05")
+    return url
+
+
 def _marts(url: str) -> dict[str, pd.DataFrame]:
     """Every relation of the marts schema, row by row as text (without when it was built)."""
     warehouse = connect(url)
@@ -90,50 +100,47 @@ def _count(url: str, sql: str) -> int:
 
 
 @pytest.mark.slow
-def test_a_past_week_loaded_after_daily_runs_reaches_every_mart_as_a_full_rebuild_would(tmp_path: Path):
-    url = f"duckdb:///{tmp_path / 'data' / 'warehouse.duckdb'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EDW_DATA_DIR", str(tmp_path / "data"))
-        mp.setenv("EDW_WAREHOUSE_URL", url)
-        mp.setenv("EDW_HTTP_BACKOFF_SECONDS", "0.05")
-        sim = Simulator(tmp_path / "data" / "sources", scale=SCALE)
-        with embedded_sources():
-            for day in DAILY:
-                sim.simulate_day(day, feeds=FEEDS)
-                for feed in FEEDS:
-                    ingest(feed, *day_interval(day))
-                run = run_dbt(BUILD, warehouse_url=url)
-                assert run.success, run.error
-            for day in PAST_WEEK:
-                sim.simulate_day(day, feeds=FEEDS)
-                for feed in FEEDS:
-                    ingest(feed, *day_interval(day))
-        run = run_dbt(BUILD, warehouse_url=url)
-        assert run.success, run.error
-        incremental = _marts(url)
+def test_a_past_week_loaded_after_daily_runs_reaches_every_mart_as_a_full_rebuild_would(
+    tmp_path: Path, url: str
+):
+    sim = Simulator(tmp_path / "data" / "sources", scale=SCALE)
+    with embedded_sources():
+        for day in DAILY:
+            sim.simulate_day(day, feeds=FEEDS)
+            for feed in FEEDS:
+                ingest(feed, *day_interval(day))
+            run = run_dbt(BUILD, warehouse_url=url)
+            assert run.success, run.error
+        for day in PAST_WEEK:
+            sim.simulate_day(day, feeds=FEEDS)
+            for feed in FEEDS:
+                ingest(feed, *day_interval(day))
+    run = run_dbt(BUILD, warehouse_url=url)
+    assert run.success, run.error
+    incremental = _marts(url)
 
-        first, last = PAST_WEEK[0].isoformat(), PAST_WEEK[-1].isoformat()
-        staged = _count(
-            url,
-            "select count(*) as n from intermediate.int_alerts_unioned "
-            f"where received_date between date '{first}' and date '{last}'",
-        )
-        in_mart = _count(
-            url,
-            "select count(*) as n from marts.fct_incident_response "
-            f"where received_date between date '{first}' and date '{last}'",
-        )
-        assert staged > 0 and in_mart == staged, "every staged call of the past week is in the mart"
-        risk_days = _count(
-            url,
-            "select count(distinct risk_date) as n from marts.fct_enterprise_risk_daily "
-            f"where risk_date between date '{first}' and date '{last}'",
-        )
-        assert risk_days == len(PAST_WEEK), "the risk index of every day of the past week"
+    first, last = PAST_WEEK[0].isoformat(), PAST_WEEK[-1].isoformat()
+    staged = _count(
+        url,
+        "select count(*) as n from intermediate.int_alerts_unioned "
+        f"where received_date between date '{first}' and date '{last}'",
+    )
+    in_mart = _count(
+        url,
+        "select count(*) as n from marts.fct_incident_response "
+        f"where received_date between date '{first}' and date '{last}'",
+    )
+    assert staged > 0 and in_mart == staged, "every staged call of the past week is in the mart"
+    risk_days = _count(
+        url,
+        "select count(distinct risk_date) as n from marts.fct_enterprise_risk_daily "
+        f"where risk_date between date '{first}' and date '{last}'",
+    )
+    assert risk_days == len(PAST_WEEK), "the risk index of every day of the past week"
 
-        run = run_dbt([*BUILD, "--full-refresh"], warehouse_url=url)
-        assert run.success, run.error
-        rebuilt = _marts(url)
+    run = run_dbt([*BUILD, "--full-refresh"], warehouse_url=url)
+    assert run.success, run.error
+    rebuilt = _marts(url)
     assert len(incremental) >= 10, sorted(incremental)
     assert_same_rows(incremental, rebuilt, "incremental build after a past week vs a full rebuild")
 
@@ -194,54 +201,49 @@ def _grades(url: str, enterprise_id: str) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_a_corrected_profile_changes_the_risk_index_from_its_own_date_and_the_days_before_keep_theirs(
-    tmp_path: Path,
+    tmp_path: Path, url: str, monkeypatch: pytest.MonkeyPatch
 ):
     """Three days built; then a department re-sends an enterprise's safety profile updated on the 20th, then
     a correction updated on the 19th (older than the version already held). Each day's risk points read the
     version in force that day, and the incremental builds give what a full rebuild gives."""
-    url = f"duckdb:///{tmp_path / 'data' / 'warehouse.duckdb'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EDW_DATA_DIR", str(tmp_path / "data"))
-        mp.setenv("EDW_WAREHOUSE_URL", url)
-        mp.setenv("EDW_HTTP_BACKOFF_SECONDS", "0.05")
-        # a build takes in what was loaded since the last one
-        mp.setenv("EDW_LOAD_COMMIT_MARGIN_MINUTES", "0")
-        sim = Simulator(tmp_path / "data" / "sources", scale=SCALE)
-        with embedded_sources():
-            for day in CORRECTED_DAYS:
-                sim.simulate_day(day, feeds=CORRECTED_FEEDS)
-                for feed in CORRECTED_FEEDS:
-                    ingest(feed, *day_interval(day))
-        run = run_dbt(RISK_SELECT, warehouse_url=url)
-        assert run.success, run.error
-        warehouse = connect(url)
-        try:  # an enterprise whose profile was last changed before the first day
-            first = warehouse.query(
-                "select enterprise_id, standardisation_grade from staging.stg_yjj__enterprise_safety_profiles "
-                "where updated_at < timestamptz '2026-11-17 16:00:00+00' order by enterprise_id limit 1"
-            ).to_pylist()[0]
-            enterprise_id, original = first["enterprise_id"], first["standardisation_grade"]
-        finally:
-            warehouse.close()
-        days = _grades(url, enterprise_id)
-        assert {d.isoformat() for d in CORRECTED_DAYS} <= set(days) and set(days.values()) == {original}
-        later, earlier = [g for g in ("none", "grade_1", "grade_2", "grade_3") if g != original][:2]
+    # a build takes in what was loaded since the last one
+    monkeypatch.setenv("EDW_LOAD_COMMIT_MARGIN_MINUTES", "0")
+    sim = Simulator(tmp_path / "data" / "sources", scale=SCALE)
+    with embedded_sources():
+        for day in CORRECTED_DAYS:
+            sim.simulate_day(day, feeds=CORRECTED_FEEDS)
+            for feed in CORRECTED_FEEDS:
+                ingest(feed, *day_interval(day))
+    run = run_dbt(RISK_SELECT, warehouse_url=url)
+    assert run.success, run.error
+    warehouse = connect(url)
+    try:  # an enterprise whose profile was last changed before the first day
+        first = warehouse.query(
+            "select enterprise_id, standardisation_grade from staging.stg_yjj__enterprise_safety_profiles "
+            "where updated_at < timestamptz '2026-11-17 16:00:00+00' order by enterprise_id limit 1"
+        ).to_pylist()[0]
+        enterprise_id, original = first["enterprise_id"], first["standardisation_grade"]
+    finally:
+        warehouse.close()
+    days = _grades(url, enterprise_id)
+    assert {d.isoformat() for d in CORRECTED_DAYS} <= set(days) and set(days.values()) == {original}
+    later, earlier = [g for g in ("none", "grade_1", "grade_2", "grade_3") if g != original][:2]
 
-        _send_profile_version(url, tmp_path, enterprise_id, "2026-11-20 09:00:00+08:00", later)
-        run = run_dbt(RISK_SELECT, warehouse_url=url)
-        assert run.success, run.error
-        assert _grades(url, enterprise_id) == {d: later if d >= "2026-11-20" else original for d in days}
+    _send_profile_version(url, tmp_path, enterprise_id, "2026-11-20 09:00:00+08:00", later)
+    run = run_dbt(RISK_SELECT, warehouse_url=url)
+    assert run.success, run.error
+    assert _grades(url, enterprise_id) == {d: later if d >= "2026-11-20" else original for d in days}
 
-        _send_profile_version(url, tmp_path, enterprise_id, "2026-11-19 09:00:00+08:00", earlier)
-        run = run_dbt(RISK_SELECT, warehouse_url=url)
-        assert run.success, run.error
-        assert _grades(url, enterprise_id) == {
-            d: later if d >= "2026-11-20" else earlier if d == "2026-11-19" else original for d in days
-        }
-        incremental = _marts(url)
+    _send_profile_version(url, tmp_path, enterprise_id, "2026-11-19 09:00:00+08:00", earlier)
+    run = run_dbt(RISK_SELECT, warehouse_url=url)
+    assert run.success, run.error
+    assert _grades(url, enterprise_id) == {
+        d: later if d >= "2026-11-20" else earlier if d == "2026-11-19" else original for d in days
+    }
+    incremental = _marts(url)
 
-        run = run_dbt([*RISK_SELECT, "--full-refresh"], warehouse_url=url)
-        assert run.success, run.error
-        rebuilt = _marts(url)
+    run = run_dbt([*RISK_SELECT, "--full-refresh"], warehouse_url=url)
+    assert run.success, run.error
+    rebuilt = _marts(url)
     assert "marts.fct_enterprise_risk_daily" in incremental
     assert_same_rows(incremental, rebuilt, "incremental builds after corrected profiles vs a full rebuild")
