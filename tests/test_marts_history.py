@@ -49,6 +49,9 @@ FEEDS = [
 # reached no mart before)
 DAILY = [dt.date(2026, 11, 20)]
 PAST_WEEK = [dt.date(2026, 10, 19) + dt.timedelta(days=k) for k in range(7)]  # a month before
+SEQUENCED_KEY_TEST = (
+    "unique_combination_in_built_dates_int_power_readings_sequenced_meter_id__reading_at__reading_date"
+)
 BUILD = [
     "build",
     "--select",
@@ -137,6 +140,20 @@ def test_a_past_week_loaded_after_daily_runs_reaches_every_mart_as_a_full_rebuil
         f"where risk_date between date '{first}' and date '{last}'",
     )
     assert risk_days == len(PAST_WEEK), "the risk index of every day of the past week"
+
+    # the big tables' tests read every date the last build wrote, however old: a reading of the past week
+    # held twice fails the sequenced readings' key test (it checked only the latest days before)
+    warehouse = connect(url)
+    try:
+        with warehouse.transaction() as tx:
+            tx.execute(
+                "insert into intermediate.int_power_readings_sequenced select * from"
+                f" intermediate.int_power_readings_sequenced where reading_date = date '{first}' limit 1"
+            )
+    finally:
+        warehouse.close()
+    checked = run_dbt(["test", "--select", SEQUENCED_KEY_TEST], warehouse_url=url)
+    assert [r["status"] for r in checked.results] == ["fail"], checked.results
 
     run = run_dbt([*BUILD, "--full-refresh"], warehouse_url=url)
     assert run.success, run.error

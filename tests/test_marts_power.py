@@ -415,7 +415,9 @@ def test_the_last_day_built_incrementally_has_its_warnings(built: Built):
     assert risk_days[0]["last"] == built.days[-1]
 
 
-KEY_TEST = "unique_combination_in_recent_days_int_power_readings_sequenced_meter_id__reading_at__reading_date"
+KEY_TEST = "unique_combination_in_built_dates_int_power_readings_sequenced_meter_id__reading_at__reading_date"
+# the staged readings' key test: its recent days end at the raw table's latest reading (latest_from)
+STAGED_KEY_TEST = "unique_combination_in_recent_days_stg_power__power_load_readings_meter_id__reading_at__source_power_power_load_readings___reading_at"
 
 
 def _plan_nodes(node: dict):
@@ -427,10 +429,12 @@ def _plan_nodes(node: dict):
 def test_a_duplicate_reading_fails_the_key_test_and_an_enforced_key_costs_no_scan(
     built: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """The readings' key test (no meter read twice at one instant, in the recent days), on a copy of the
-    warehouse: it passes as built; on Postgres, whose unique index enforces that key already, its query reads
-    no row of the table (the key tests of a full-scale daily build scanned and sorted for 15 s there); a
-    duplicate reading fails it on both warehouses (on Postgres once that index is dropped)."""
+    """The readings' key tests (no meter read twice at one instant, in the recent days), on a copy of the
+    warehouse: they pass as built; on Postgres, whose unique index enforces the sequenced readings' key
+    already, that test's query reads no row of the table (the key tests of a full-scale daily build scanned
+    and sorted for 15 s there); a duplicate reading fails each on both warehouses (on Postgres once that index
+    is dropped), a reading loaded twice the staged readings' test (whose recent days end at the raw table's
+    latest reading)."""
     import json
     import shutil
 
@@ -455,8 +459,8 @@ def test_a_duplicate_reading_fails_the_key_test_and_an_enforced_key_costs_no_sca
         admin.dispose()
         url = postgres_url(database)
     try:
-        passed = run_dbt(["test", "--select", KEY_TEST], warehouse_url=url)
-        assert passed.success and [r["status"] for r in passed.results] == ["pass"], (
+        passed = run_dbt(["test", "--select", KEY_TEST, STAGED_KEY_TEST], warehouse_url=url)
+        assert passed.success and [r["status"] for r in passed.results] == ["pass", "pass"], (
             passed.error,
             passed.results,
         )
@@ -464,7 +468,9 @@ def test_a_duplicate_reading_fails_the_key_test_and_an_enforced_key_costs_no_sca
         try:
             if database:
                 results = json.loads((tmp_path / "data" / "dbt" / "target" / "run_results.json").read_text())
-                compiled = results["results"][0]["compiled_code"]
+                compiled = next(
+                    r["compiled_code"] for r in results["results"] if r["unique_id"].split(".")[2] == KEY_TEST
+                )
                 engine = sa.create_engine(url)
                 with engine.connect() as conn:
                     plan = conn.exec_driver_sql(f"explain (analyze, format json) {compiled}").scalar_one()
@@ -492,10 +498,16 @@ def test_a_duplicate_reading_fails_the_key_test_and_an_enforced_key_costs_no_sca
                     " intermediate.int_power_readings_sequenced where reading_date ="
                     " (select max(reading_date) from intermediate.int_power_readings_sequenced) limit 1"
                 )
+                tx.execute(
+                    "insert into raw.power_load_readings select * from raw.power_load_readings"
+                    " where reading_at = (select max(reading_at) from raw.power_load_readings) limit 1"
+                )
         finally:
             warehouse.close()
-        failed = run_dbt(["test", "--select", KEY_TEST], warehouse_url=url)
-        assert not failed.success and [r["status"] for r in failed.results] == ["fail"], failed.results
+        failed = run_dbt(["test", "--select", KEY_TEST, STAGED_KEY_TEST], warehouse_url=url)
+        assert not failed.success and [r["status"] for r in failed.results] == ["fail", "fail"], (
+            failed.results
+        )
     finally:
         if database:
             drop_database(database)
