@@ -73,6 +73,16 @@ def url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return url
 
 
+def _load(tmp_path: Path, days: list[dt.date], feeds: list[str]) -> None:
+    """The departments' data of those days (simulated at SCALE) ingested feed by feed, as the daily runs do."""
+    sim = Simulator(tmp_path / "data" / "sources", scale=SCALE)
+    with embedded_sources():
+        for day in days:
+            sim.simulate_day(day, feeds=feeds)
+            for feed in feeds:
+                ingest(feed, *day_interval(day))
+
+
 def _marts(url: str) -> dict[str, pd.DataFrame]:
     """Every relation of the marts schema, row by row as text (without when it was built)."""
     warehouse = connect(url)
@@ -106,18 +116,11 @@ def _count(url: str, sql: str) -> int:
 def test_a_past_week_loaded_after_daily_runs_reaches_every_mart_as_a_full_rebuild_would(
     tmp_path: Path, url: str
 ):
-    sim = Simulator(tmp_path / "data" / "sources", scale=SCALE)
-    with embedded_sources():
-        for day in DAILY:
-            sim.simulate_day(day, feeds=FEEDS)
-            for feed in FEEDS:
-                ingest(feed, *day_interval(day))
-            run = run_dbt(BUILD, warehouse_url=url)
-            assert run.success, run.error
-        for day in PAST_WEEK:
-            sim.simulate_day(day, feeds=FEEDS)
-            for feed in FEEDS:
-                ingest(feed, *day_interval(day))
+    for day in DAILY:
+        _load(tmp_path, [day], FEEDS)
+        run = run_dbt(BUILD, warehouse_url=url)
+        assert run.success, run.error
+    _load(tmp_path, PAST_WEEK, FEEDS)
     run = run_dbt(BUILD, warehouse_url=url)
     assert run.success, run.error
     incremental = _marts(url)
@@ -225,12 +228,7 @@ def test_a_corrected_profile_changes_the_risk_index_from_its_own_date_and_the_da
     version in force that day, and the incremental builds give what a full rebuild gives."""
     # a build takes in what was loaded since the last one
     monkeypatch.setenv("EDW_LOAD_COMMIT_MARGIN_MINUTES", "0")
-    sim = Simulator(tmp_path / "data" / "sources", scale=SCALE)
-    with embedded_sources():
-        for day in CORRECTED_DAYS:
-            sim.simulate_day(day, feeds=CORRECTED_FEEDS)
-            for feed in CORRECTED_FEEDS:
-                ingest(feed, *day_interval(day))
+    _load(tmp_path, CORRECTED_DAYS, CORRECTED_FEEDS)
     run = run_dbt(RISK_SELECT, warehouse_url=url)
     assert run.success, run.error
     warehouse = connect(url)
