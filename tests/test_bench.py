@@ -289,19 +289,28 @@ SCHEDULER_FEEDS = ("alerts_110", "dispatch_records")  # what fct_incident_respon
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_the_scheduler_stage_runs_the_day_through_airflow_and_builds_the_marts(tmp_path: Path):
-    """The scheduler stage at a tiny scale, one build mode, two feeds: Airflow's scheduler makes each feed's
-    run of the day due, warehouse__build runs on their Assets; the figures are there, positive, consistent
-    (overhead = wall - the larger of the critical path and the work over the slots), the response marts hold rows, and the stage's databases are gone."""
+    """The scheduler stage at a tiny scale, one build mode, three feeds (one of them fails its batch):
+    Airflow's scheduler makes each feed's run of the day due, warehouse__build runs on their Assets, waits
+    for them and builds the day once; the figures are there, positive, consistent (overhead = wall - the
+    larger of the critical path and the work over the slots), the failed feed is named, the response marts
+    hold rows, and the stage's databases are gone."""
     from edw_bench.scheduler import SCHEDULER_FIGURES
+    from emergency_dw.simulator.scenario import DEFAULT_SCENARIO
 
+    # a third feed whose department renames a column every day: its run fails its batch, the day builds
+    scenario = DEFAULT_SCENARIO.read_text(encoding="utf-8")
+    assert scenario.count("days_of_month = [7, 21]") == 1, "the planted rename of flood_prone_roads moved"
+    drifting = tmp_path / "scenario.toml"
+    drifting.write_text(scenario.replace("days_of_month = [7, 21]", f"days_of_month = {list(range(1, 32))}"))
     env = dict(os.environ, EDW_DATA_DIR=str(tmp_path / "data"), AIRFLOW_HOME=str(tmp_path / "airflow"))
     for name in ("EDW_WAREHOUSE_URL", "EDW_BENCH_TARGETS", "EDW_BUILD_MODE"):
         env.pop(name, None)
     env["COLUMNS"] = "200"
+    env["EDW_SIM_SCENARIO"] = str(drifting)
     before = _databases()
     command = [sys.executable, "-m", "emergency_dw.cli", "bench", "--stage", "scheduler", "--scale", "0.005"]
     command += ["--build-mode", "build", "--postgres-url", POSTGRES_URL]
-    for feed in SCHEDULER_FEEDS:
+    for feed in (*SCHEDULER_FEEDS, "flood_prone_roads"):
         command += ["--feed", feed]
     out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=280)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
@@ -317,8 +326,15 @@ def test_the_scheduler_stage_runs_the_day_through_airflow_and_builds_the_marts(t
 
     least = max(value["critical path"], value["task work"] / targets()["scheduler"]["parallelism"])
     assert abs(value["day end -> marts"] - least - value["scheduler overhead"]) < 0.01, value
-    # two ingest runs of two tasks, at least one build of two tasks, worked at least as long as the critical path
+    # three ingest runs of two tasks, at least one build of two tasks, worked at least as long as the critical path
     assert value["task work"] >= value["critical path"] * 0.99, value
+    wall = found["scheduler [build]: day end -> marts"]["detail"]
+    assert "1 ingest run(s) failed their batch" in wall and "ingest__flood_prone_roads" in wall, wall
+    # the first feed's batch starts a build that waits for the other feeds: the day is built once, and a
+    # run its events start after it finds nothing new
+    runs = found["scheduler [build]: warehouse__build runs"]
+    skipped = int(re.search(r"(\d+) of them skipped", runs["detail"]).group(1))
+    assert runs["value"] - skipped == 1, runs
     marts = found["scheduler [build]: marts holding rows"]["detail"]
     rows = dict(re.findall(r"(fct_incident_response|agg_response_times_daily) ([\d,]+) rows", marts))
     assert set(rows) == {"fct_incident_response", "agg_response_times_daily"}, marts

@@ -163,8 +163,9 @@ def test_warehouse_build_dag_is_scheduled_on_the_raw_assets(dagbag):
 def test_warehouse_build_creates_the_raw_tables_first_then_runs_dbt_in_each_build_mode(
     mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """Each way of running dbt (EDW_BUILD_MODE): ensure_raw_tables first, then one `dbt build` task
-    (build), a task per model with its tests (cosmos), or one `dbt build` watched per model (watcher)."""
+    """Each way of running dbt (EDW_BUILD_MODE): the wait for the day's ingest runs (rescheduled: it holds
+    no slot while it waits), ensure_raw_tables, then one `dbt build` task (build), a task per model with its
+    tests (cosmos), or one `dbt build` watched per model (watcher)."""
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
     monkeypatch.setenv("EDW_DATA_DIR", str(tmp_path / "data"))  # no manifest: Cosmos parses the project
     monkeypatch.setenv("EDW_BUILD_MODE", mode)
@@ -172,11 +173,14 @@ def test_warehouse_build_creates_the_raw_tables_first_then_runs_dbt_in_each_buil
 
     dag = build_warehouse_dag()
     assert f"build_mode:{mode}" in dag.tags and f"`{mode}`" in dag.doc_md
-    assert [t.task_id for t in dag.roots] == ["ensure_raw_tables"]
+    assert [t.task_id for t in dag.roots] == ["wait_for_ingest"]
+    wait = dag.get_task("wait_for_ingest")
+    assert wait.mode == "reschedule" and [t.task_id for t in wait.downstream_list] == ["ensure_raw_tables"]
     after = {t.task_id for t in dag.get_task("ensure_raw_tables").get_flat_relatives(upstream=False)}
     staging = {f"stg_{f.department}__{f.name}_run" for f in catalog.FEEDS}
     if mode == "build":
-        assert {t.task_id for t in dag.tasks} == {"ensure_raw_tables", "dbt_build"} and after == {"dbt_build"}
+        assert {t.task_id for t in dag.tasks} == {"wait_for_ingest", "ensure_raw_tables", "dbt_build"}
+        assert after == {"dbt_build"}
     else:
         assert staging <= after, "a task per staging model, after the raw tables exist"
     if mode == "watcher":

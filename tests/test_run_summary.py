@@ -208,3 +208,32 @@ def test_the_run_fits_on_two_screens(run: EdwRun, summary: dict) -> None:
     assert len(summary["feeds"]) == len(all_feeds()) and re.search(
         r"│ \d+ other feeds\s+│\s+\d+ │", run.output
     )
+
+
+def test_the_build_is_recorded_with_the_batches_it_saw(run: EdwRun, db, tmp_path: Path) -> None:
+    """audit.builds holds the run's build: how it ran, that it succeeded, the loaded batches it saw; a
+    scheduled build then finds nothing new, until a batch is reloaded or another one loads."""
+    import shutil
+
+    from emergency_dw.pipeline.builds import nothing_new_since
+    from emergency_dw.warehouse import connect
+
+    builds = db.execute(
+        "select via, status, batches_seen, nodes, failed_nodes, finished_at >= started_at from audit.builds"
+    ).fetchall()
+    loaded = db.execute("select count(*) from audit.batches where status = 'loaded'").fetchall()[0][0]
+    assert len(builds) == 1 and builds[0][:3] == ("edw run", "success", loaded), builds
+    assert builds[0][3] > 200 and builds[0][4] == 0 and builds[0][5], builds
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(run.data_dir / "warehouse.duckdb", copy)
+    warehouse = connect(f"duckdb:///{copy}")
+    try:
+        assert nothing_new_since(warehouse).via == "edw run"
+        with warehouse.transaction() as tx:  # one batch reloaded since: its finish time moves
+            tx.execute(
+                "update audit.batches set finished_at = finished_at + interval 1 second "
+                "where batch_id = (select min(batch_id) from audit.batches where status = 'loaded')"
+            )
+        assert nothing_new_since(warehouse) is None, "a batch reloaded since the build is new"
+    finally:
+        warehouse.close()

@@ -306,7 +306,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                 "([backfill] days_per_build in the pipeline settings)"
             )
         outcomes += _ingest_days(feeds, loaded)
-        if not args.no_build and not _build():
+        if not args.no_build and not _build(via=f"edw backfill (pass {number} of {len(passes)})"):
             _print_batches(outcomes)
             rest = days[days.index(loaded[-1]) + 1 :]
             left = (
@@ -475,8 +475,9 @@ def cmd_expectations(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- build and evaluate
-def _build(unit_tests: bool = False, full_refresh: bool = False) -> bool:
-    from .transform import PRODUCTION_BUILD, describe_raw_tables, missing_readers, prepare_raw_tables, run_dbt
+def _build(unit_tests: bool = False, full_refresh: bool = False, via: str = "edw build") -> bool:
+    from .pipeline.builds import production_build
+    from .transform import PRODUCTION_BUILD, describe_raw_tables, missing_readers, prepare_raw_tables
 
     # every raw table of the catalog exists before dbt reads it, even those of feeds never ingested
     for line in describe_raw_tables(prepare_raw_tables()):
@@ -494,7 +495,9 @@ def _build(unit_tests: bool = False, full_refresh: bool = False) -> bool:
             status.update(f"{what}: {done} done, last {node.split('.')[-1]}")
 
         # one progress line here; dbt's full log stays in the file named below
-        run = run_dbt(command + (["--full-refresh"] if full_refresh else []), quiet=True, progress=progress)
+        run = production_build(
+            via, command + (["--full-refresh"] if full_refresh else []), quiet=True, progress=progress
+        )
     failed = [r for r in run.results if r["status"] not in ("success", "pass", "warn", "no-op")]
     kinds = {}
     for r in run.results:
@@ -969,7 +972,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         _, sources = _simulate(day, 1, args.scale, args.seed, None, None, None)
         outcomes += _ingest_days([f.name for f in catalog.all_feeds()], [day], quiet=True)
     console.rule("warehouse__build: dbt")
-    built = _build()
+    built = _build(via="edw run")
     docs_ok, sites = _docs(run_days, quiet=True)
     data = settings().data_dir
     outputs = {

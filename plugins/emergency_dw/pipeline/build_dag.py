@@ -26,6 +26,11 @@ ingested (its marts stay empty until it loads) and logs which feeds have never l
 readers' roles do not exist yet (each mart is granted to those that exist as it is built).
 {how} Runs whenever an `ingest__<feed>` DAG publishes a new batch of its raw table; `EDW_BUILD_MODE`
 (`build`, `cosmos`, `watcher`; default `{default}`) says how it runs dbt.
+
+Such a run first **waits for ingest**: while ingest DAG runs are queued or running (the day's feeds start
+together), it looks again every few seconds without holding a slot, for at most `[build]
+wait_for_ingest_minutes` of `pipeline.toml`, so the day is built once; it is skipped when the last
+successful build (`audit.builds`) already saw every loaded batch. A run triggered by hand builds at once.
 """
 HOW = {
     "build": "**dbt_build** then runs one `dbt build`, as `edw build` does from the command line (dbt's "
@@ -60,20 +65,22 @@ def build_warehouse_dag(mode: str | None = None):
     mode = mode or build_mode()
     dag = _one_build_task_dag() if mode == "build" else _cosmos_dag(watcher=mode == "watcher")
     _raw_tables_first(dag)
+    _wait_for_ingest_first(dag)
     return dag
 
 
 def _one_build_task_dag():
     """One task, ``dbt_build``: the production build of ``edw build`` (no unit tests), in the task's process."""
-    from airflow.sdk import DAG, task
+    from airflow.sdk import DAG, get_current_context, task
 
     with DAG(**_dag_args("build")) as dag:
 
         @task(task_id="dbt_build")
         def dbt_build() -> dict:
-            from ..transform import PRODUCTION_BUILD, run_dbt
+            from .builds import production_build
 
-            run = run_dbt(list(PRODUCTION_BUILD), quiet=True)
+            run_id = get_current_context()["dag_run"].run_id
+            run = production_build(f"{WAREHOUSE_DAG_ID} {run_id}", quiet=True)
             failed = [r for r in run.results if r["status"] not in ("success", "pass", "warn", "no-op")]
             if not run.success:
                 nodes = "; ".join(f"{r['node']} {r['status']}: {r['message']}" for r in failed[:10])
@@ -144,5 +151,65 @@ def _raw_tables_first(dag) -> None:
             return {"created": prepared.created, "never_loaded": prepared.never_loaded}
 
         first = ensure_raw_tables()
+    for root in roots:
+        first >> root
+
+
+def _wait_for_ingest_first(dag) -> None:
+    """Put ``wait_for_ingest`` upstream of everything: a run the scheduler started on asset events waits
+    (rescheduled, holding no slot) while ingest DAG runs are queued or running, at most ``[build]
+    wait_for_ingest_minutes``, and is skipped when the last successful build saw every batch loaded
+    (pipeline/builds.py). A run triggered by hand builds at once."""
+    import logging
+
+    from airflow.sdk import PokeReturnValue, get_current_context, task
+
+    from .pipeline_settings import build_wait_settings
+
+    wait = build_wait_settings()
+    ingest_dag_ids = [f"ingest__{feed.name}" for feed in all_feeds()]
+    roots = list(dag.roots)
+    with dag:
+
+        @task.sensor(
+            task_id="wait_for_ingest",
+            mode="reschedule",
+            poke_interval=wait.poke_seconds,
+            timeout=wait.wait_for_ingest_minutes * 60 + 600,  # the wait itself ends by the verdict below
+        )
+        def wait_for_ingest() -> PokeReturnValue:
+            import datetime as dt
+
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            from ..config import settings
+            from ..warehouse import connect
+            from .builds import nothing_new_since, scheduled_build_verdict
+
+            log = logging.getLogger(__name__)
+            context = get_current_context()
+            run = context["dag_run"]
+            if getattr(run.run_type, "value", run.run_type) != "asset_triggered":
+                return PokeReturnValue(
+                    is_done=True, xcom_value="a run not started by asset events builds at once"
+                )
+            ti = context["ti"]
+            busy = [d for d in ingest_dag_ids if ti.get_dr_count(dag_id=d, states=["queued", "running"])]
+            waited = (dt.datetime.now(dt.UTC) - run.start_date).total_seconds() if run.start_date else 0.0
+
+            def nothing_new():
+                warehouse = connect(settings().warehouse_url)
+                try:
+                    return nothing_new_since(warehouse)
+                finally:
+                    warehouse.close()
+
+            verdict = scheduled_build_verdict(busy, waited, wait.wait_for_ingest_minutes * 60, nothing_new)
+            log.info("warehouse__build: %s (%s)", verdict.action, verdict.why)
+            if verdict.action == "skip":
+                raise AirflowSkipException(verdict.why)
+            return PokeReturnValue(is_done=verdict.action == "build", xcom_value=verdict.why)
+
+        first = wait_for_ingest()
     for root in roots:
         first >> root

@@ -64,6 +64,32 @@ def days_per_build(path: str | Path | None = None) -> int:
     return value
 
 
+@dataclass(frozen=True)
+class BuildWait:
+    """``[build]``: how a ``warehouse__build`` run started on asset events waits for the day's ingest runs."""
+
+    wait_for_ingest_minutes: float
+    poke_seconds: float
+
+
+def build_wait_settings(path: str | Path | None = None) -> BuildWait:
+    """``[build]`` of the settings file (its meaning is in ``pipeline.toml``)."""
+    path, data = _settings_file(path)
+    section = data.get("build", {})
+    values = {}
+    for field in fields(BuildWait):
+        value = section.get(field.name)
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+            raise ValueError(
+                f"pipeline settings file {path}: [build] {field.name} must be a number, 0 or more (is "
+                f"{value!r}); start from {DEFAULT_SETTINGS}"
+            )
+        values[field.name] = float(value)
+    if values["poke_seconds"] == 0:
+        raise ValueError(f"pipeline settings file {path}: [build] poke_seconds must be more than 0")
+    return BuildWait(**values)
+
+
 def build_passes(days: list, per_build: int | None = None) -> list[list]:
     """``days`` in the passes of a backfill, in order: each pass loads its days, then builds the marts
     (``days_per_build`` of them at most, so that no build takes in more than memory allows)."""

@@ -121,8 +121,22 @@ WATERMARKS = [
     ColumnSpec("updated_at", "timestamp"),
 ]
 
+# Every production build (edw build, warehouse__build): what it could see when it started (the loaded
+# batches: their count and a fingerprint of their ids and finish times) and how it ended (pipeline/builds.py).
+BUILDS = [
+    ColumnSpec("build_id", "string", nullable=False),
+    ColumnSpec("via", "string", nullable=False),  # edw build | warehouse__build <run id>
+    ColumnSpec("started_at", "timestamp", nullable=False),
+    ColumnSpec("finished_at", "timestamp", nullable=False),
+    ColumnSpec("status", "string", nullable=False),  # success | failed
+    ColumnSpec("batches_seen", "integer", nullable=False),
+    ColumnSpec("batches_fingerprint", "string", nullable=False),
+    ColumnSpec("nodes", "integer", nullable=False),
+    ColumnSpec("failed_nodes", "integer", nullable=False),
+]
 
-AUDIT_TABLES = ("batches", "batch_attempts", "validation_results", "watermarks")
+
+AUDIT_TABLES = ("batches", "batch_attempts", "validation_results", "watermarks", "builds")
 
 ARROW_TYPES = {
     "string": pa.string(),
