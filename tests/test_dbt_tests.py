@@ -134,3 +134,69 @@ def test_every_model_builds_on_postgres_in_a_session_with_the_projects_settings(
     assert got == {name: (str(value), "session") for name, value in wanted.items()}, (
         "the build's session does not run with the project's settings"
     )
+
+
+# a re-delivered feed's raw rows (key a, town t): the newest load, one two hours before it, one 3 days before
+LOADS = (
+    "(select a, t, cast(l as timestamp) as _loaded_at from (values "
+    "('k1', '330327100', '2026-11-28 00:10:00'), (null, '999', '2026-11-27 22:10:00'), "
+    "(null, '998', '2026-11-25 00:10:00'), ('k2', null, '2026-11-28 00:10:00')) as v(a, t, l)) as loads"
+)
+TOWNS = "(select * from (values ('330327100')) as v(town_code)) as towns"
+
+
+def test_the_latest_loads_tests_judge_the_rows_loaded_within_a_day_of_the_newest(
+    warehouse_url, parsed, monkeypatch
+):
+    """A null key or an unknown town code in the latest loads fails; the same in a load three days older
+    has been judged by the builds of its day, and is not read again."""
+    nulls = _failing_rows(
+        warehouse_url, f'test_not_null_in_latest_loads(model="{LOADS}", column_name="a")', parsed, monkeypatch
+    )
+    assert nulls == {(None,)}
+    towns = _failing_rows(
+        warehouse_url,
+        f'test_relationships_in_latest_loads(model="{LOADS}", column_name="t", to="{TOWNS}", field="town_code")',
+        parsed,
+        monkeypatch,
+    )
+    assert towns == {("999",)}, (
+        "the recent unknown town fails, a null town is not judged, the old one not read"
+    )
+
+
+def test_no_build_tests_a_redelivered_feed_through_its_view_and_each_key_is_tested_on_its_latest_loads(
+    manifest: dict,
+):
+    """A re-delivered feed's staging view ranks every version ever loaded: a data test on it would cost the
+    whole history on every build. Its key (unique by the view's construction: _yjj__unit_tests.yml) and town
+    codes are tested on the raw table's latest loads instead."""
+    from emergency_dw.catalog import all_feeds
+
+    tested: dict[str, set[tuple[str, str]]] = {}
+    for node in manifest["nodes"].values():
+        if node["resource_type"] != "test" or "test_metadata" not in node:
+            continue
+        for parent in node["depends_on"]["nodes"]:
+            tested.setdefault(parent, set()).add(
+                (node["test_metadata"]["name"], node.get("column_name") or "")
+            )
+    problems = []
+    for feed in all_feeds():
+        if not feed.redelivered:
+            continue
+        view = f"model.emergency_dw.stg_{feed.department}__{feed.name}"
+        source = f"source.emergency_dw.{feed.department}.{feed.name}"
+        if tested.get(view):
+            problems.append(f"{view} is tested: {sorted(tested[view])}")
+        for key in feed.primary_key:
+            if ("not_null_in_latest_loads", key) not in tested.get(source, set()):
+                problems.append(f"{source}: no not_null_in_latest_loads on {key}")
+        town = ("relationships_in_latest_loads", "town_code")
+        if any(c.name == "town_code" for c in feed.columns) and town not in tested.get(source, set()):
+            problems.append(f"{source}: no relationships_in_latest_loads on town_code")
+    assert not problems, problems
+    assert (
+        "unit_test.emergency_dw.stg_yjj__rescuer_positions.a_redelivered_feed_keeps_one_row_per_key_the_latest_version"
+        in manifest["unit_tests"]
+    )

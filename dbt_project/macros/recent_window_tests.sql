@@ -94,3 +94,27 @@ having count(*) > 1
     {%- endif -%}
 {%- endmacro %}
 
+
+{#- The raw table of a re-delivered feed (its staging view ranks every version ever loaded, so a test of
+    the view costs the whole history): the rows of its latest loads, those loaded within `days` of the
+    newest (a backfill's pass loads its days within minutes of each other), found by the load-time index
+    on Postgres's big raw tables. -#}
+{% test not_null_in_latest_loads(model, column_name, days=1) %}
+select {{ column_name }}
+from {{ model }}
+where {{ in_latest_loads(model, days) }}
+    and {{ column_name }} is null
+{% endtest %}
+
+{#- as dbt's relationships (a null is not judged), on the rows of the latest loads -#}
+{% test relationships_in_latest_loads(model, column_name, to, field, days=1) %}
+select {{ column_name }}
+from {{ model }}
+where {{ in_latest_loads(model, days) }}
+    and {{ column_name }} is not null
+    and {{ column_name }} not in (select {{ field }} from {{ to }} where {{ field }} is not null)
+{% endtest %}
+
+{% macro in_latest_loads(model, days) -%}
+_loaded_at >= (select max(_loaded_at) from {{ model }}) - interval '{{ days }} days'
+{%- endmacro %}

@@ -36,11 +36,12 @@ LOADED_COLUMN = "_loaded_at"
 def raw_build_index_columns(feed: Feed) -> tuple[str, ...]:
     """The columns of ``raw.<feed>`` indexed for the build, for the catalog's big feeds: the event time
     (an incremental model reads the days it rebuilds, in_build_days) and the load time (what was loaded
-    since the last build). Without them every daily build reads every day ever loaded (Postgres; DuckDB's
-    zone maps need no index)."""
-    if not feed.partitioned or feed.event_time is None:
-        return ()
-    return (feed.event_time, LOADED_COLUMN)
+    since the last build); for a re-delivered feed, the load time (the build tests its latest loads:
+    not_null_in_latest_loads). Without them every daily build reads every day ever loaded (Postgres;
+    DuckDB's zone maps need no index)."""
+    if feed.partitioned and feed.event_time is not None:
+        return (feed.event_time, LOADED_COLUMN)
+    return (LOADED_COLUMN,) if feed.redelivered else ()
 
 
 def raw_partition_column(feed: Feed) -> str | None:
