@@ -127,6 +127,22 @@ def test_audit_page_shows_every_batch_reconciled(run: EdwRun, shots: Path, db) -
     assert "No batch failed." in page.text
 
 
+def test_audit_page_lists_the_builds_and_says_whether_the_marts_saw_every_batch(
+    run: EdwRun, shots: Path, db
+) -> None:
+    page = open_page(run, shots, "audit")
+    builds = db.execute(
+        "select via, status, batches_seen, nodes, failed_nodes from audit.builds order by started_at desc"
+    ).fetchall()
+    rows = [cells for _attrs, cells in table(page.dom, "build-list")][1:]  # the first is the header
+    assert [
+        (via, status, number(seen), number(nodes), number(failed))
+        for _, via, status, _, seen, nodes, failed in rows
+    ] == builds
+    assert builds and builds[0][:2] == ("edw run", "success"), builds
+    assert "The last successful build saw every loaded batch." in page.text
+
+
 def test_audit_page_shows_the_risk_bands_of_the_seed_and_the_reds_of_the_override(
     run: EdwRun, shots: Path, db
 ) -> None:

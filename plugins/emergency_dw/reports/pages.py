@@ -182,6 +182,9 @@ def audit_context(warehouse: Warehouse, report_settings: ReportSettings, days: l
     ]
     validation = summary.validation(results)
     power = _power_monitoring(warehouse, report_settings)
+    recent_builds = queries.builds(warehouse, int(report_settings.audit["builds_listed"]))
+    last_good = next((b for b in recent_builds if b.status == "success"), None)
+    loaded_now = sum(b.status == "loaded" for b in batches)
     totals = {
         "batches": len(batches),
         "loaded": sum(b.status == "loaded" for b in batches),
@@ -208,6 +211,9 @@ def audit_context(warehouse: Warehouse, report_settings: ReportSettings, days: l
         "totals": totals,
         "power": power,
         "risk_bands": _risk_bands(warehouse),
+        "builds": recent_builds,
+        # loaded batches the last successful build did not see (none listed: no build recorded yet)
+        "unbuilt": max(loaded_now - last_good.batches_seen, 0) if last_good else None,
     }
 
 

@@ -128,6 +128,33 @@ def failed_reruns(warehouse: Warehouse, days: list[dt.date] | None = None) -> li
     return out
 
 
+@dataclass
+class Build:
+    via: str
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    status: str
+    batches_seen: int
+    nodes: int
+    failed_nodes: int
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+def builds(warehouse: Warehouse, limit: int) -> list[Build]:
+    """The latest ``limit`` production builds of ``audit.builds``, newest first (none before the first)."""
+    if not table_exists(warehouse, "audit", "builds"):
+        return []
+    rows = warehouse.query(
+        "select via, started_at, finished_at, status, cast(batches_seen as bigint) as batches_seen, "
+        "cast(nodes as bigint) as nodes, cast(failed_nodes as bigint) as failed_nodes "
+        f"from audit.builds order by started_at desc limit {int(limit)}"
+    ).to_pylist()
+    return [Build(**row) for row in rows]
+
+
 def latest_batch_day(warehouse: Warehouse) -> dt.date | None:
     days = [b.day for b in batches(warehouse) if b.day is not None]
     return max(days) if days else None
