@@ -67,21 +67,21 @@ def _batch(batch_id: str, finished: str, status: str = "loaded") -> pd.DataFrame
     )
 
 
+def _load(warehouse, batch_id: str, finished: str, status: str = "loaded") -> None:
+    with warehouse.transaction() as tx:
+        tx.append(AUDIT, "batches", arrow_table(_batch(batch_id, finished, status), BATCHES))
+
+
 @pytest.mark.postgres
 def test_only_a_successful_build_that_saw_every_loaded_batch_makes_the_next_one_skip():
-    """On Postgres: a failed build does not count; a new batch, a reloaded one, makes the next build run;
-    a failed batch (never read by a build) does not."""
+    """On Postgres: a failed build does not count; a new batch makes the next build run (a reloaded one:
+    test_run_summary); a failed batch (never read by a build) does not."""
     with postgres_database("edw_test_builds") as (_, url):
         warehouse = connect(url)
         try:
             warehouse.ensure_schema(AUDIT)
             warehouse.ensure_table(AUDIT, "batches", BATCHES, primary_key=["batch_id"])
-            with warehouse.transaction() as tx:
-                tx.append(
-                    AUDIT,
-                    "batches",
-                    arrow_table(_batch("alerts_110:2026-11-27", "2026-11-28 00:03"), BATCHES),
-                )
+            _load(warehouse, "alerts_110:2026-11-27", "2026-11-28 00:03")
             assert nothing_new_since(warehouse) is None, "no build yet"
             seen = loaded_batches(warehouse)
             started = dt.datetime(2026, 11, 28, 0, 4, tzinfo=dt.UTC)
@@ -89,19 +89,9 @@ def test_only_a_successful_build_that_saw_every_loaded_batch_makes_the_next_one_
             assert nothing_new_since(warehouse) is None, "a failed build built nothing"
             record_build(warehouse, "good-one", "warehouse__build asset__1", started, seen, True, 10, 0)
             assert nothing_new_since(warehouse).build_id == "good-one"
-            with warehouse.transaction() as tx:
-                tx.append(
-                    AUDIT,
-                    "batches",
-                    arrow_table(_batch("alerts_119:2026-11-27", "2026-11-28 00:06", "failed"), BATCHES),
-                )
+            _load(warehouse, "alerts_119:2026-11-27", "2026-11-28 00:06", "failed")
             assert nothing_new_since(warehouse).build_id == "good-one", "a failed batch loads nothing"
-            with warehouse.transaction() as tx:
-                tx.append(
-                    AUDIT,
-                    "batches",
-                    arrow_table(_batch("alerts_120:2026-11-27", "2026-11-28 00:07"), BATCHES),
-                )
+            _load(warehouse, "alerts_120:2026-11-27", "2026-11-28 00:07")
             assert nothing_new_since(warehouse) is None, "a batch loaded since the build"
             assert loaded_batches(warehouse).batches == 2
         finally:
