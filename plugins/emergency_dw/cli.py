@@ -498,7 +498,7 @@ def _build(unit_tests: bool = False, full_refresh: bool = False, via: str = "edw
         run = production_build(
             via, command + (["--full-refresh"] if full_refresh else []), quiet=True, progress=progress
         )
-    failed = [r for r in run.results if r["status"] not in ("success", "pass", "warn", "no-op")]
+    failed = run.failed
     kinds = {}
     for r in run.results:
         kinds[r["node"].split(".")[0]] = kinds.get(r["node"].split(".")[0], 0) + 1

@@ -680,7 +680,7 @@ def _build(warehouse_url: str, console) -> None:
     started = time.perf_counter()
     with console.status("dbt build of the power marts"):
         run = run_dbt(REAL_BUILD, warehouse_url=warehouse_url)
-    failed = [r for r in run.results if r["status"] not in ("success", "pass", "warn", "no-op")]
+    failed = run.failed
     broken = [r for r in failed if not r["node"].startswith(("test.", "unit_test."))]
     console.print(
         f"dbt build of the power marts in {time.perf_counter() - started:.1f} s: "

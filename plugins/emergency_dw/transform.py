@@ -78,12 +78,21 @@ def missing_readers(warehouse_url: str | None = None) -> str | None:
         warehouse.close()
 
 
+# dbt's node statuses that count as passed (a warning is reported, not failed).
+PASSED_STATUSES = ("success", "pass", "warn", "no-op")
+
+
 @dataclass
 class DbtRun:
     success: bool
     command: list[str]
     results: list[dict]  # node, status, seconds, message
     error: str | None = None
+
+    @property
+    def failed(self) -> list[dict]:
+        """The nodes that did not pass: errors, test failures and nodes skipped because one upstream failed."""
+        return [r for r in self.results if r["status"] not in PASSED_STATUSES]
 
 
 def dbt_environment(warehouse_url: str | None = None) -> dict[str, str]:

@@ -81,7 +81,7 @@ def _one_build_task_dag():
 
             run_id = get_current_context()["dag_run"].run_id
             run = production_build(f"{WAREHOUSE_DAG_ID} {run_id}", quiet=True)
-            failed = [r for r in run.results if r["status"] not in ("success", "pass", "warn", "no-op")]
+            failed = run.failed
             if not run.success:
                 nodes = "; ".join(f"{r['node']} {r['status']}: {r['message']}" for r in failed[:10])
                 raise RuntimeError(

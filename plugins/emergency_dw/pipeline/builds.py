@@ -138,7 +138,7 @@ def production_build(via: str, args: Iterable[str] | None = None, **run_options)
         warehouse.close()
     started = dt.datetime.now(dt.UTC)
     run = run_dbt(list(args or PRODUCTION_BUILD), **run_options)
-    failed = [r for r in run.results if r["status"] not in ("success", "pass", "warn", "no-op")]
+    failed = run.failed
     warehouse = connect(url)
     try:
         record_build(
