@@ -158,6 +158,12 @@ def test_bench_at_a_tiny_scale_on_both_warehouses(tmp_path: Path):
             figure = by_key[(f"bi: {query.name} (p95)", warehouse)]
             assert figure["target"] == "< 200 ms" and figure["value"] > 0, figure
             assert "median" in figure["detail"] and "rows" in figure["detail"], figure
+            # these feeds leave the risk, hazard and evaluation marts empty: such a query is not judged
+            found = int(re.search(r"([\d,]+) rows;", figure["detail"]).group(1).replace(",", ""))
+            assert (figure["met"] is None) == (found == 0), figure
+            assert ("not judged" in figure["detail"]) == (found == 0), figure
+        answers = [by_key[(f"bi: {q.name} (p95)", warehouse)]["met"] for q in bi_queries()]
+        assert None in answers and True in answers, answers
         together = by_key[("peak memory: history (PSS)", warehouse)]
         assert together["target"] == "< 2048 MiB"
         assert (
